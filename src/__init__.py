@@ -1,0 +1,1 @@
+"""indi-deband: INDI debanding with a spectral loss, Lightning + Hydra."""
