@@ -1,0 +1,337 @@
+"""Synthetic banding: turn a clean image into a banded one.
+
+Tensors are ``(3, H, W)`` or ``(B, 3, H, W)`` float32 RGB in [0, 1]. The pure functions take
+explicit parameters; :class:`Degradation` draws those parameters from a caller-supplied
+``numpy.random.Generator`` so the same generator state always gives the same banded image.
+
+Stage order inside :class:`Degradation`: noise -> bit-depth reduction -> JPEG. Noise goes first
+so it dithers the bands (as camera noise does before 8-bit quantization); JPEG goes last, as when
+an already banded image is published.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from kornia.color import rgb_to_ycbcr, ycbcr_to_rgb
+from PIL import Image
+
+from src.utils.errors import ConfigError
+
+__all__ = [
+    "quantize",
+    "quantize_ycbcr",
+    "jpeg_compress",
+    "add_noise",
+    "BitDepthConfig",
+    "JpegConfig",
+    "NoiseConfig",
+    "Degradation",
+    "DEFAULT_DEGRADATION",
+]
+
+#: The default recipe (mirrors ``conf/data/default.yaml``).
+DEFAULT_DEGRADATION: dict[str, dict[str, Any]] = {
+    "bit_depth": {
+        "p": 1.0,
+        "space": "rgb",
+        "bits": [4, 6],
+        "luma_bits": [5, 6],
+        "chroma_bits": [4, 6],
+        "ycbcr_p": 0.5,
+    },
+    "jpeg": {"p": 0.3, "quality": [70, 95]},
+    "noise": {"p": 0.2, "sigma": [0.0, 0.004]},
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure functions
+
+
+def _round(x: torch.Tensor) -> torch.Tensor:
+    """Round half to even, like ``torch.round``.
+
+    On CPU, ``torch.round``/``floor`` of even a 64x64 patch can stall ~8 ms when torch's intra-op
+    threads compete with another busy process for the cores (measured on a 2-core machine);
+    numpy's single-threaded round takes microseconds, so CPU tensors without grad go through it.
+    """
+    if x.device.type == "cpu" and not x.requires_grad:
+        return torch.from_numpy(np.round(x.numpy()))
+    return torch.round(x)
+
+
+def quantize(x: torch.Tensor, bits: int) -> torch.Tensor:
+    """Quantize every channel to ``2**bits`` levels: ``round(x * (2^b - 1)) / (2^b - 1)``.
+
+    ``x``: any shape, float in [0, 1]; values outside are clamped first. Returns the same shape.
+    """
+    _check_int_in("bits", bits, 1, 16)
+    levels = float(2**bits - 1)
+    return _round(x.clamp(0.0, 1.0) * levels) / levels
+
+
+def quantize_ycbcr(x: torch.Tensor, luma_bits: int, chroma_bits: int) -> torch.Tensor:
+    """Quantize in full-range YCbCr (kornia): Y to ``luma_bits``, Cb/Cr to ``chroma_bits``.
+
+    ``x``: ``(3, H, W)`` or ``(B, 3, H, W)`` RGB in [0, 1]. Returns RGB of the same shape, clamped
+    to [0, 1] (YCbCr's gamut is larger than RGB's, so a few round trips land slightly outside).
+    """
+    _check_int_in("luma_bits", luma_bits, 1, 16)
+    _check_int_in("chroma_bits", chroma_bits, 1, 16)
+    ycc = rgb_to_ycbcr(x.clamp(0.0, 1.0))
+    y = quantize(ycc[..., :1, :, :], luma_bits)
+    c = quantize(ycc[..., 1:, :, :], chroma_bits)
+    return ycbcr_to_rgb(torch.cat([y, c], dim=-3)).clamp(0.0, 1.0)
+
+
+def jpeg_compress(x: torch.Tensor, quality: int) -> torch.Tensor:
+    """JPEG-encode and decode with Pillow at ``quality`` (1..100), 4:2:0 chroma as most encoders.
+
+    ``x``: ``(3, H, W)`` or ``(B, 3, H, W)`` in [0, 1]. Output is 8-bit valued, same shape, float32.
+    """
+    _check_int_in("quality", quality, 1, 100)
+    if x.dim() == 4:
+        return torch.stack([jpeg_compress(img, quality) for img in x])
+    if x.dim() != 3 or x.shape[0] != 3:
+        raise ValueError(f"jpeg_compress expects (3, H, W) or (B, 3, H, W), got {tuple(x.shape)}")
+    u8 = np.round(x.detach().cpu().clamp(0.0, 1.0).numpy() * 255.0).astype(np.uint8).transpose(1, 2, 0)
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(u8), mode="RGB").save(buf, format="JPEG", quality=int(quality))
+    buf.seek(0)
+    with Image.open(buf) as im:
+        out = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(np.ascontiguousarray(out.transpose(2, 0, 1))).to(x.device)
+
+
+def add_noise(x: torch.Tensor, sigma: float, rng: np.random.Generator) -> torch.Tensor:
+    """Add i.i.d. Gaussian noise of std ``sigma`` (drawn from ``rng``) and clamp to [0, 1]."""
+    if sigma <= 0:
+        return x.clone()
+    noise = rng.standard_normal(tuple(x.shape), dtype=np.float32) * np.float32(sigma)
+    return (x + torch.from_numpy(noise).to(x.device, x.dtype)).clamp(0.0, 1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Config
+
+
+@dataclass(frozen=True)
+class BitDepthConfig:
+    """Bit-depth reduction. ``space``: ``rgb`` (``bits``), ``ycbcr`` (``luma_bits``/``chroma_bits``)
+    or ``mixed`` (YCbCr with probability ``ycbcr_p``, else RGB). Bit ranges are inclusive."""
+
+    p: float = 1.0
+    space: str = "rgb"
+    bits: tuple[int, int] = (4, 6)
+    luma_bits: tuple[int, int] = (5, 6)
+    chroma_bits: tuple[int, int] = (4, 6)
+    ycbcr_p: float = 0.5
+
+
+@dataclass(frozen=True)
+class JpegConfig:
+    """JPEG compression with probability ``p`` at a quality drawn from ``quality`` (inclusive)."""
+
+    p: float = 0.3
+    quality: tuple[int, int] = (70, 95)
+
+
+@dataclass(frozen=True)
+class NoiseConfig:
+    """Gaussian noise before quantization with probability ``p``, std uniform in ``sigma``."""
+
+    p: float = 0.2
+    sigma: tuple[float, float] = (0.0, 0.004)
+
+
+@dataclass(frozen=True)
+class Degradation:
+    """Composed noise -> bit-depth -> JPEG degradation; ``None`` disables a stage.
+
+    Build it from a config mapping with :meth:`from_config`. Call it as
+    ``banded = degradation(clean, rng)`` with ``clean`` ``(3, H, W)`` or ``(B, 3, H, W)`` in [0, 1];
+    each batch item gets its own parameters.
+    """
+
+    bit_depth: BitDepthConfig | None = field(default_factory=BitDepthConfig)
+    jpeg: JpegConfig | None = field(default_factory=JpegConfig)
+    noise: NoiseConfig | None = field(default_factory=NoiseConfig)
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any] | None = None) -> Degradation:
+        """Build from ``{bit_depth: {...}, jpeg: {...}, noise: {...}}`` (dict or DictConfig).
+
+        ``cfg=None`` gives :data:`DEFAULT_DEGRADATION`. A stage that is missing or ``null`` is off;
+        keys missing inside a stage take the dataclass defaults. Bad values raise ConfigError.
+        """
+        cfg = _plain(DEFAULT_DEGRADATION if cfg is None else cfg)
+        if not isinstance(cfg, Mapping):
+            raise ConfigError(f"degradation must be a mapping of stages, got {type(cfg).__name__}")
+        unknown = set(cfg) - {"bit_depth", "jpeg", "noise"}
+        if unknown:
+            raise ConfigError(
+                f"unknown degradation stage(s) {sorted(unknown)}; expected bit_depth, jpeg, noise"
+            )
+        return cls(
+            bit_depth=_parse_bit_depth(cfg.get("bit_depth")),
+            jpeg=_parse_jpeg(cfg.get("jpeg")),
+            noise=_parse_noise(cfg.get("noise")),
+        )
+
+    def __call__(self, clean: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        """``clean`` ``(3, H, W)`` or ``(B, 3, H, W)`` in [0, 1] -> banded, same shape, float32."""
+        return self.apply(clean, rng)[0]
+
+    def apply(
+        self, clean: torch.Tensor, rng: np.random.Generator
+    ) -> tuple[torch.Tensor, dict[str, Any] | list[dict[str, Any]]]:
+        """Like ``__call__`` but also returns the parameters used (a list of dicts for batches)."""
+        if clean.dim() == 4:
+            outs, params = zip(*(self._apply_one(img, rng) for img in clean))
+            return torch.stack(list(outs)), list(params)
+        if clean.dim() != 3 or clean.shape[0] != 3:
+            raise ValueError(f"Degradation expects (3, H, W) or (B, 3, H, W), got {tuple(clean.shape)}")
+        return self._apply_one(clean, rng)
+
+    def _apply_one(self, x: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, dict[str, Any]]:
+        # Every stage consumes the same number of draws whether or not it fires, so changing
+        # one stage's probability does not reshuffle the others' parameters.
+        x = x.to(torch.float32)
+        params: dict[str, Any] = {}
+        if self.noise is not None:
+            fire, sigma = rng.random() < self.noise.p, rng.uniform(*self.noise.sigma)
+            if fire and sigma > 0:
+                x = add_noise(x, sigma, rng)
+                params["noise_sigma"] = float(sigma)
+        if self.bit_depth is not None:
+            c = self.bit_depth
+            fire = rng.random() < c.p
+            use_ycbcr = c.space == "ycbcr" or (c.space == "mixed" and rng.random() < c.ycbcr_p)
+            bits = int(rng.integers(c.bits[0], c.bits[1] + 1))
+            luma = int(rng.integers(c.luma_bits[0], c.luma_bits[1] + 1))
+            chroma = int(rng.integers(c.chroma_bits[0], c.chroma_bits[1] + 1))
+            if fire:
+                if use_ycbcr:
+                    x = quantize_ycbcr(x, luma, chroma)
+                    params.update(space="ycbcr", luma_bits=luma, chroma_bits=chroma)
+                else:
+                    x = quantize(x, bits)
+                    params.update(space="rgb", bits=bits)
+        if self.jpeg is not None:
+            fire = rng.random() < self.jpeg.p
+            quality = int(rng.integers(self.jpeg.quality[0], self.jpeg.quality[1] + 1))
+            if fire:
+                x = jpeg_compress(x, quality)
+                params["jpeg_quality"] = quality
+        return x.contiguous(), params
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing helpers
+
+
+def _plain(cfg: Any) -> Any:
+    """DictConfig/ListConfig -> plain containers; anything else unchanged."""
+    try:
+        from omegaconf import DictConfig, ListConfig, OmegaConf
+    except ImportError:  # pragma: no cover - omegaconf is a dependency
+        return cfg
+    if isinstance(cfg, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(cfg, resolve=True)
+    return cfg
+
+
+def _stage(name: str, cfg: Any, allowed: set[str]) -> dict[str, Any] | None:
+    cfg = _plain(cfg)
+    if cfg is None or cfg is False:
+        return None
+    if not isinstance(cfg, Mapping):
+        raise ConfigError(f"degradation.{name} must be a mapping or null, got {cfg!r}")
+    unknown = set(cfg) - allowed
+    if unknown:
+        raise ConfigError(f"unknown key(s) {sorted(unknown)} in degradation.{name}; allowed: {sorted(allowed)}")
+    return dict(cfg)
+
+
+def _prob(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+        raise ConfigError(f"{name} must be a probability in [0, 1], got {value!r}")
+    return float(value)
+
+
+def _check_int_in(name: str, value: Any, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= int(value) <= hi:
+        raise ConfigError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
+    return int(value)
+
+
+def _int_range(name: str, value: Any, lo: int, hi: int) -> tuple[int, int]:
+    """``b`` or ``[lo, hi]`` -> inclusive ``(lo, hi)`` validated against ``[lo, hi]`` bounds."""
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        if len(value) != 2:
+            raise ConfigError(f"{name} must be an integer or a [min, max] pair, got {list(value)!r}")
+        a, b = (_check_int_in(name, v, lo, hi) for v in value)
+    else:
+        a = b = _check_int_in(name, value, lo, hi)
+    if a > b:
+        raise ConfigError(f"{name} range [{a}, {b}] has min > max")
+    return a, b
+
+
+def _float_range(name: str, value: Any, lo: float, hi: float) -> tuple[float, float]:
+    vals = list(value) if isinstance(value, Sequence) and not isinstance(value, str) else [value, value]
+    if len(vals) != 2:
+        raise ConfigError(f"{name} must be a number or a [min, max] pair, got {value!r}")
+    for v in vals:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= float(v) <= hi:
+            raise ConfigError(f"{name} must be within [{lo}, {hi}], got {value!r}")
+    a, b = float(vals[0]), float(vals[1])
+    if a > b:
+        raise ConfigError(f"{name} range [{a}, {b}] has min > max")
+    return a, b
+
+
+def _parse_bit_depth(cfg: Any) -> BitDepthConfig | None:
+    d = _stage("bit_depth", cfg, {"p", "space", "bits", "luma_bits", "chroma_bits", "ycbcr_p"})
+    if d is None:
+        return None
+    base = BitDepthConfig()
+    space = str(d.get("space", base.space)).lower()
+    if space not in ("rgb", "ycbcr", "mixed"):
+        raise ConfigError(f"degradation.bit_depth.space must be rgb, ycbcr or mixed, got {d.get('space')!r}")
+    return BitDepthConfig(
+        p=_prob("degradation.bit_depth.p", d.get("p", base.p)),
+        space=space,
+        bits=_int_range("degradation.bit_depth.bits", d.get("bits", base.bits), 1, 16),
+        luma_bits=_int_range("degradation.bit_depth.luma_bits", d.get("luma_bits", base.luma_bits), 1, 16),
+        chroma_bits=_int_range("degradation.bit_depth.chroma_bits", d.get("chroma_bits", base.chroma_bits), 1, 16),
+        ycbcr_p=_prob("degradation.bit_depth.ycbcr_p", d.get("ycbcr_p", base.ycbcr_p)),
+    )
+
+
+def _parse_jpeg(cfg: Any) -> JpegConfig | None:
+    d = _stage("jpeg", cfg, {"p", "quality"})
+    if d is None:
+        return None
+    base = JpegConfig()
+    return JpegConfig(
+        p=_prob("degradation.jpeg.p", d.get("p", base.p)),
+        quality=_int_range("degradation.jpeg.quality", d.get("quality", base.quality), 1, 100),
+    )
+
+
+def _parse_noise(cfg: Any) -> NoiseConfig | None:
+    d = _stage("noise", cfg, {"p", "sigma"})
+    if d is None:
+        return None
+    base = NoiseConfig()
+    return NoiseConfig(
+        p=_prob("degradation.noise.p", d.get("p", base.p)),
+        sigma=_float_range("degradation.noise.sigma", d.get("sigma", base.sigma), 0.0, 1.0),
+    )

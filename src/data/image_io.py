@@ -1,0 +1,312 @@
+"""Reading and writing images as float arrays, keeping 16-bit precision.
+
+Arrays are ``(H, W, C)`` float32 in [0, 1] with C = 1 (gray), 3 (RGB) or 4 (RGBA).
+Pillow decodes most formats, but it truncates 16-bit RGB(A) and gray+alpha PNGs to 8 bits
+and cannot decode 16-bit RGB TIFFs, so those go through PyAV (FFmpeg's PNG decoder) and
+tifffile. Writing is PNG only: 8-bit via Pillow, 16-bit via a small built-in encoder.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import tempfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from src.utils.errors import ConfigError, DataError
+
+__all__ = ["IMAGE_EXTENSIONS", "read_image", "to_rgb", "write_image", "apply_exif_orientation"]
+
+#: File suffixes (lower case) that folder scans treat as images.
+IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff")
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+# PNG colour type -> channel count; 4 (gray+alpha) is widened to RGBA on read.
+_PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}
+# Packed 16-bit pixel formats FFmpeg's PNG decoder emits -> (channels, numpy dtype).
+_AV_PACKED16 = {
+    "gray16be": (1, ">u2"),
+    "gray16le": (1, "<u2"),
+    "ya16be": (2, ">u2"),
+    "ya16le": (2, "<u2"),
+    "rgb48be": (3, ">u2"),
+    "rgb48le": (3, "<u2"),
+    "rgba64be": (4, ">u2"),
+    "rgba64le": (4, "<u2"),
+}
+_EXIF_ORIENTATION_TAG = 0x0112
+
+
+class _ReadFailure(Exception):
+    """Internal: a decoder failed; the message becomes the reason in the DataError."""
+
+
+def read_image(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """Read an image file into ``(H, W, C)`` float32 in [0, 1] and its source bit depth (8 or 16).
+
+    C is 1 (gray), 3 (RGB) or 4 (RGBA) as stored; gray+alpha becomes RGBA and palette images
+    become RGB (RGBA if the palette has transparency). EXIF orientation is applied.
+    Float TIFFs are clipped to [0, 1] and reported as 16-bit.
+
+    Raises:
+        DataError: the file is missing, is not an image, or is corrupt.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"cannot read image '{p}': file not found")
+    if p.is_dir():
+        raise DataError(f"cannot read image '{p}': it is a directory, not a file")
+    try:
+        with open(p, "rb") as f:
+            head = f.read(32)
+        if head.startswith(_PNG_SIGNATURE) and _png_is_deep(head):
+            arr, depth = _read_png16(p)
+        elif head[:4] in _TIFF_SIGNATURES:
+            arr, depth = _read_tiff(p)
+        else:
+            arr, depth = _read_pillow(p)
+    except DataError:
+        raise
+    except UnidentifiedImageError as e:
+        raise DataError(f"cannot read image '{p}': not a recognised image format") from e
+    except Exception as e:  # decoders raise many types (OSError, ValueError, av errors...): all mean unreadable
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DataError(f"cannot read image '{p}': {reason}") from e
+    if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4) or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise DataError(f"cannot read image '{p}': unsupported pixel layout {arr.shape}")
+    return np.ascontiguousarray(arr, dtype=np.float32), depth
+
+
+def to_rgb(arr: np.ndarray) -> np.ndarray:
+    """``(H, W, C)`` or ``(H, W)`` -> ``(H, W, 3)``: gray is replicated, alpha is dropped.
+
+    Alpha is dropped rather than composited because the colour values are what carry banding.
+    """
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3 or arr.shape[2] not in (1, 2, 3, 4):
+        raise DataError(f"expected an (H, W, C) image with C in 1..4, got shape {arr.shape}")
+    c = arr.shape[2]
+    if c in (1, 2):
+        return np.ascontiguousarray(np.repeat(arr[:, :, :1], 3, axis=2))
+    return np.ascontiguousarray(arr[:, :, :3])
+
+
+def write_image(path: str | os.PathLike, arr: np.ndarray, bit_depth: int = 8) -> Path:
+    """Write ``arr`` as an 8- or 16-bit PNG, atomically (temp file in the same folder + rename).
+
+    ``arr`` is ``(H, W)`` or ``(H, W, C)`` with C in 1, 3, 4: floats in [0, 1] (clipped, rounded),
+    or uint8/uint16 integers written as-is when they match ``bit_depth`` and rescaled otherwise.
+    Missing parent folders are created. Returns the written path.
+    """
+    p = Path(path)
+    if bit_depth not in (8, 16):
+        raise ConfigError(f"bit_depth must be 8 or 16, got {bit_depth!r}")
+    if p.suffix.lower() != ".png":
+        raise ConfigError(f"write_image writes PNG only: use a '.png' file name instead of '{p.name}'")
+    a = np.asarray(arr)
+    if a.ndim == 2:
+        a = a[:, :, None]
+    if a.ndim != 3 or a.shape[2] not in (1, 3, 4) or a.shape[0] == 0 or a.shape[1] == 0:
+        raise DataError(f"cannot write image '{p}': expected (H, W, C) with C in 1, 3, 4, got {a.shape}")
+    q = _quantize(a, bit_depth)
+
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if bit_depth == 8:
+                mode = {1: "L", 3: "RGB", 4: "RGBA"}[q.shape[2]]
+                Image.fromarray(q[:, :, 0] if mode == "L" else q, mode=mode).save(f, format="PNG")
+            else:
+                f.write(_encode_png16(q))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return p
+
+
+def apply_exif_orientation(arr: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply EXIF orientation 1..8 to an ``(H, W, C)`` array (same result as ``ImageOps.exif_transpose``)."""
+    if orientation == 2:
+        return arr[:, ::-1]
+    if orientation == 3:
+        return arr[::-1, ::-1]
+    if orientation == 4:
+        return arr[::-1]
+    if orientation == 5:
+        return arr.transpose(1, 0, 2)
+    if orientation == 6:
+        return np.rot90(arr, k=-1)
+    if orientation == 7:
+        return arr[::-1, ::-1].transpose(1, 0, 2)
+    if orientation == 8:
+        return np.rot90(arr, k=1)
+    return arr
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoders
+
+
+def _png_is_deep(head: bytes) -> bool:
+    """True for 16-bit PNGs whose channels Pillow would truncate or cannot represent."""
+    if len(head) < 26 or head[12:16] != b"IHDR":
+        return False
+    bit_depth, colour_type = head[24], head[25]
+    return bit_depth == 16 and colour_type in _PNG_CHANNELS
+
+
+def _read_png16(path: Path) -> tuple[np.ndarray, int]:
+    """Decode a 16-bit PNG with PyAV's png_pipe demuxer (exact 16-bit samples)."""
+    import av  # local import: only 16-bit PNGs need FFmpeg
+
+    with open(path, "rb") as f, av.open(f, format="png_pipe") as container:
+        frame = next(container.decode(video=0), None)
+        if frame is None:
+            raise _ReadFailure("no image data in PNG")
+        name = frame.format.name
+        h, w = frame.height, frame.width
+        if name in _AV_PACKED16:
+            # Read the packed plane directly: exact, and works for ya16 which to_ndarray lacks.
+            c, dtype = _AV_PACKED16[name]
+            plane = frame.planes[0]
+            rows = np.frombuffer(bytes(plane), dtype=dtype).reshape(h, plane.line_size // 2)
+            u16 = rows[:, : w * c].reshape(h, w, c).astype(np.uint16)
+        else:
+            u16 = frame.to_ndarray(format="rgba64le")
+    arr = u16.astype(np.float32) / 65535.0
+    if arr.shape[2] == 2:  # gray+alpha -> RGBA
+        arr = np.concatenate([np.repeat(arr[:, :, :1], 3, axis=2), arr[:, :, 1:]], axis=2)
+    return apply_exif_orientation(arr, _header_orientation(path)), 16
+
+
+def _header_orientation(path: Path) -> int:
+    """EXIF orientation from the file header, without decoding pixels (1 = none or unknown)."""
+    try:
+        with Image.open(path) as im:
+            if im.format == "PNG":
+                # PngImageFile.getexif() decodes the whole image when eXIf is not in the header.
+                raw = im.info.get("exif")
+                if not raw:
+                    return 1
+                exif = Image.Exif()
+                exif.load(raw)
+            else:
+                exif = im.getexif()
+            return int(exif.get(_EXIF_ORIENTATION_TAG, 1))
+    except Exception:  # the pixels decoded already; a broken tag only means "no rotation"
+        return 1
+
+
+def _read_tiff(path: Path) -> tuple[np.ndarray, int]:
+    """Decode a TIFF with tifffile (16-bit RGB, float); fall back to Pillow if unavailable."""
+    try:
+        import tifffile
+    except ImportError:  # tifffile comes with scikit-image, but stay usable without it
+        return _read_pillow(path)
+    data = tifffile.imread(path, key=0)
+    if data.ndim == 3 and data.shape[0] in (1, 3, 4) and data.shape[2] not in (1, 3, 4):
+        data = data.transpose(1, 2, 0)  # planar (C, H, W) storage
+    if data.ndim == 2:
+        data = data[:, :, None]
+    if data.ndim != 3:
+        raise _ReadFailure(f"unsupported TIFF layout {data.shape}")
+    if data.shape[2] == 2:
+        data = np.concatenate([np.repeat(data[:, :, :1], 3, axis=2), data[:, :, 1:]], axis=2)
+    arr, depth = _normalize(data)
+    return apply_exif_orientation(arr, _header_orientation(path)), depth
+
+
+def _read_pillow(path: Path) -> tuple[np.ndarray, int]:
+    """Decode with Pillow (8-bit formats, 16-bit gray), applying EXIF orientation."""
+    with Image.open(path) as im:
+        im.load()  # decode now so truncated files fail here
+        im = ImageOps.exif_transpose(im)
+        mode = im.mode
+        if mode in ("L", "RGB", "RGBA"):
+            pass
+        elif mode == "1":
+            im = im.convert("L")
+        elif mode == "P":
+            im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+        elif mode in ("LA", "La", "PA", "RGBa"):
+            im = im.convert("RGBA")
+        elif mode.startswith("I;16") or mode in ("I", "F"):
+            pass
+        else:  # CMYK, YCbCr, LAB, HSV, RGBX, ...
+            im = im.convert("RGB")
+        data = np.asarray(im)
+    if data.ndim == 2:
+        data = data[:, :, None]
+    if data.dtype == np.int32:  # Pillow mode "I": 16-bit gray PNG/TIFF on some versions
+        data = np.clip(data, 0, 65535).astype(np.uint16)
+    return _normalize(data)
+
+
+def _normalize(data: np.ndarray) -> tuple[np.ndarray, int]:
+    """Integer/float samples -> float32 in [0, 1] plus the bit depth they came from (8 or 16)."""
+    if data.dtype == np.bool_:
+        return data.astype(np.float32), 8
+    if data.dtype == np.uint8:
+        return data.astype(np.float32) / 255.0, 8
+    if data.dtype == np.uint16:
+        return data.astype(np.float32) / 65535.0, 16
+    if np.issubdtype(data.dtype, np.integer):
+        info = np.iinfo(data.dtype)
+        top = float(info.max)
+        return (np.clip(data, 0, None).astype(np.float64) / top).astype(np.float32), 16
+    if np.issubdtype(data.dtype, np.floating):
+        return np.clip(np.nan_to_num(data.astype(np.float32)), 0.0, 1.0), 16
+    raise _ReadFailure(f"unsupported sample type {data.dtype}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Encoders
+
+
+def _quantize(a: np.ndarray, bit_depth: int) -> np.ndarray:
+    """Float [0, 1] or uint8/uint16 -> uint8 or uint16 samples for ``bit_depth``."""
+    top = 255 if bit_depth == 8 else 65535
+    dtype = np.uint8 if bit_depth == 8 else np.uint16
+    if a.dtype == dtype:
+        return np.ascontiguousarray(a)
+    if a.dtype == np.uint8 or a.dtype == np.uint16:
+        src_top = 255.0 if a.dtype == np.uint8 else 65535.0
+        return np.round(a.astype(np.float64) * (top / src_top)).astype(dtype)
+    if a.dtype == np.bool_ or np.issubdtype(a.dtype, np.floating):
+        f = np.nan_to_num(a.astype(np.float64), nan=0.0)
+        return np.round(np.clip(f, 0.0, 1.0) * top).astype(dtype)
+    raise DataError(f"cannot write samples of type {a.dtype}; use float in [0, 1], uint8 or uint16")
+
+
+def _encode_png16(q: np.ndarray) -> bytes:
+    """Encode ``(H, W, C)`` uint16 as a 16-bit PNG (Pillow cannot write 16-bit RGB)."""
+    h, w, c = q.shape
+    colour_type = {1: 0, 3: 2, 4: 6}[c]
+    bpp = 2 * c
+    raw = np.ascontiguousarray(q.astype(">u2")).view(np.uint8).reshape(h, w * bpp)
+    # PNG "Sub" filter (type 1): byte minus the same byte of the previous pixel, mod 256.
+    # Smooth images compress several times better than with no filter.
+    filtered = raw.copy()
+    filtered[:, bpp:] = raw[:, bpp:] - raw[:, :-bpp]
+    rows = np.concatenate([np.ones((h, 1), np.uint8), filtered], axis=1)
+    ihdr = struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, 0)
+    out = io.BytesIO()
+    out.write(_PNG_SIGNATURE)
+    for tag, payload in ((b"IHDR", ihdr), (b"IDAT", zlib.compress(rows.tobytes(), 6)), (b"IEND", b"")):
+        out.write(struct.pack(">I", len(payload)) + tag + payload)
+        out.write(struct.pack(">I", zlib.crc32(tag + payload) & 0xFFFFFFFF))
+    return out.getvalue()

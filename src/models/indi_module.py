@@ -1,0 +1,188 @@
+"""The LightningModule: a time-conditioned UNet trained with INDI and a (spectral) loss."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from lightning import LightningModule
+from omegaconf import DictConfig, OmegaConf
+from torchmetrics import MeanMetric, MetricCollection
+from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+
+from src.models.ema import EMA
+from src.models.indi import INDISchedule
+from src.models.unet import count_parameters, macs_per_pixel
+from src.utils.errors import ConfigError
+from src.utils.images import log_image_grid, make_grid
+
+log = logging.getLogger(__name__)
+
+
+def _plain(cfg: Any) -> Any:
+    """DictConfig -> plain containers, so hyperparameters pickle and load without Hydra's resolvers."""
+    if isinstance(cfg, DictConfig):
+        return OmegaConf.to_container(cfg, resolve=True)
+    return cfg
+
+
+class INDIModule(LightningModule):
+    """Holds the network, the INDI schedule and the loss; configs in, so a checkpoint rebuilds itself.
+
+    Args:
+        net: Hydra config of the network (``_target_`` + kwargs), e.g. ``src.models.unet.UNet``.
+        indi: kwargs of :class:`~src.models.indi.INDISchedule`.
+        loss: Hydra config of the loss, e.g. ``src.models.losses.DebandLoss``.
+        optimizer: Hydra config with ``_partial_: true``; called with the parameters.
+        scheduler: optional Hydra config with ``_partial_: true``; called with the optimizer.
+        scheduler_interval: ``epoch`` or ``step``.
+        ema_decay: decay of the weight EMA used for validation, testing and inference (0 disables it).
+        log_images_every_n_epochs: how often validation saves/logs a (banded | restored | clean) grid.
+        num_log_images: rows in that grid.
+    """
+
+    def __init__(
+        self,
+        net: Mapping,
+        indi: Mapping | None = None,
+        loss: Mapping | None = None,
+        optimizer: Mapping | None = None,
+        scheduler: Mapping | None = None,
+        scheduler_interval: str = "epoch",
+        ema_decay: float = 0.999,
+        log_images_every_n_epochs: int = 5,
+        num_log_images: int = 4,
+    ) -> None:
+        super().__init__()
+        if scheduler_interval not in ("epoch", "step"):
+            raise ConfigError(f"model.scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}")
+        self.save_hyperparameters({
+            "net": _plain(net),
+            "indi": _plain(indi) or {},
+            "loss": _plain(loss) or {"_target_": "src.models.losses.DebandLoss"},
+            "optimizer": _plain(optimizer) or {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 1e-3},
+            "scheduler": _plain(scheduler),
+            "scheduler_interval": scheduler_interval,
+            "ema_decay": ema_decay,
+            "log_images_every_n_epochs": log_images_every_n_epochs,
+            "num_log_images": num_log_images,
+        })
+        self.net = hydra.utils.instantiate(self.hparams.net)
+        indi_kwargs = {k: v for k, v in self.hparams.indi.items() if k != "_target_"}
+        self.schedule = INDISchedule(**indi_kwargs)
+        self.loss_fn = hydra.utils.instantiate(self.hparams.loss)
+        self.ema = EMA(self.net, ema_decay) if ema_decay > 0 else None
+
+        self.train_loss = MeanMetric()
+        self.val_metrics = self._make_metrics("val/")
+        self.test_metrics = self._make_metrics("test/")
+        self._grid_rows: list[torch.Tensor] = []
+
+    @staticmethod
+    def _make_metrics(prefix: str) -> MetricCollection:
+        # dim=(1, 2, 3): mean of per-image PSNR, as restoration papers report it
+        def psnr() -> PeakSignalNoiseRatio:
+            return PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3))
+
+        def ssim() -> StructuralSimilarityIndexMeasure:
+            return StructuralSimilarityIndexMeasure(data_range=1.0)
+
+        return MetricCollection({
+            "psnr_input": psnr(), "ssim_input": ssim(),
+            "psnr_1step": psnr(), "ssim_1step": ssim(),
+            "psnr": psnr(), "ssim": ssim(),
+        }, prefix=prefix)
+
+    # ------------------------------------------------------------------ inference
+    @property
+    def inference_net(self) -> torch.nn.Module:
+        """The EMA weights when there are any: they are what validation measures and what ships."""
+        return self.ema.module if self.ema is not None else self.net
+
+    @torch.no_grad()
+    def restore(self, banded: torch.Tensor, steps: int | None = None, seed: int | None = 0) -> torch.Tensor:
+        """Deband ``(B, 3, H, W)`` in [0, 1] with ``steps`` INDI steps (default: the schedule's); returns [0, 1]."""
+        return self.schedule.sample(self.inference_net, banded, steps=steps, seed=seed).clamp(0.0, 1.0)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.net(x, t)
+
+    def describe(self) -> str:
+        return (f"{type(self.net).__name__}: {count_parameters(self.net) / 1e6:.3f} M parameters, "
+                f"{macs_per_pixel(self.net) / 1e3:.1f} kMAC per pixel per step; {self.schedule}")
+
+    # ------------------------------------------------------------------ training
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        clean, banded = batch["clean"], batch["banded"]
+        t = self.schedule.sample_t(clean.shape[0], device=clean.device)
+        x_t = self.schedule.train_pair(clean, banded, t)
+        pred = self.net(x_t, t)
+        loss, parts = self.loss_fn(pred, clean)
+        self.train_loss(loss.detach())
+        self.log("train/loss", self.train_loss, on_step=True, on_epoch=True, prog_bar=True)
+        if len(parts) > 1:
+            for name, value in parts.items():
+                self.log(f"train/loss_{name}", value.detach(), on_step=False, on_epoch=True)
+        return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.ema is not None:
+            self.ema.update(self.net)
+
+    # ------------------------------------------------------------------ evaluation
+    def _evaluate(self, batch: dict[str, torch.Tensor], metrics: MetricCollection) -> torch.Tensor:
+        clean, banded = batch["clean"], batch["banded"]
+        net = self.inference_net
+        ones = torch.ones(clean.shape[0], device=clean.device, dtype=clean.dtype)
+        one_step = net(banded, ones).clamp(0.0, 1.0)
+        restored = (one_step if self.schedule.steps == 1 and not self.schedule.has_noise
+                    else self.restore(banded))
+        metrics["psnr_input"](banded, clean)
+        metrics["ssim_input"](banded, clean)
+        metrics["psnr_1step"](one_step, clean)
+        metrics["ssim_1step"](one_step, clean)
+        metrics["psnr"](restored, clean)
+        metrics["ssim"](restored, clean)
+        return restored
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        restored = self._evaluate(batch, self.val_metrics)
+        self.log_dict(self.val_metrics, on_step=False, on_epoch=True, prog_bar=False,
+                      batch_size=batch["clean"].shape[0])
+        need = self.hparams.num_log_images - sum(r.shape[0] for r in self._grid_rows)
+        if need > 0:
+            self._grid_rows.append(torch.stack(
+                [batch["banded"][:need], restored[:need], batch["clean"][:need]], dim=1).cpu())
+
+    def on_validation_epoch_end(self) -> None:
+        # the epoch's metrics are final here (Lightning resets them after this hook)
+        gain = self.val_metrics["psnr"].compute() - self.val_metrics["psnr_input"].compute()
+        self.log("val/psnr_gain", gain, prog_bar=True)
+        rows, self._grid_rows = self._grid_rows, []
+        every = max(1, int(self.hparams.log_images_every_n_epochs))
+        last = self.trainer.max_epochs is not None and self.current_epoch + 1 >= self.trainer.max_epochs
+        if not rows or self.trainer.sanity_checking or not self.trainer.is_global_zero:
+            return
+        if (self.current_epoch + 1) % every and not last:
+            return
+        grid = make_grid(torch.cat(rows))
+        out = Path(self.trainer.default_root_dir) / "images" / f"val_epoch{self.current_epoch:03d}.png"
+        log_image_grid(self.loggers, grid, out, key="val/images", step=self.global_step,
+                       caption=f"epoch {self.current_epoch}: banded | restored ({self.schedule.steps} steps) | clean")
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, self.test_metrics)
+        self.log_dict(self.test_metrics, on_step=False, on_epoch=True, batch_size=batch["clean"].shape[0])
+
+    # ------------------------------------------------------------------ optimisation
+    def configure_optimizers(self) -> Any:
+        optimizer = hydra.utils.instantiate(self.hparams.optimizer)(params=self.net.parameters())
+        if not self.hparams.scheduler:
+            return optimizer
+        scheduler = hydra.utils.instantiate(self.hparams.scheduler)(optimizer=optimizer)
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "interval": self.hparams.scheduler_interval}}

@@ -1,0 +1,256 @@
+"""A time-conditioned UNet for INDI that takes any image size.
+
+Input is padded (reflect) to a multiple of 2^depth and the output is cropped back, so 1 x 1 or 37 x 53
+images work. The time t enters every block as a per-channel bias from a sinusoidal embedding.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from src.utils.errors import ConfigError
+
+
+class Sin(nn.Module):
+    """sin(w0 * x): the periodic activation of the original recipe (SIREN-like)."""
+
+    def __init__(self, w0: float = 1.0) -> None:
+        super().__init__()
+        self.w0 = w0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sin(self.w0 * x)
+
+
+ACTIVATIONS = {"sin": Sin, "silu": nn.SiLU, "gelu": nn.GELU, "relu": nn.ReLU}
+
+
+def make_activation(name: str) -> nn.Module:
+    if name not in ACTIVATIONS:
+        raise ConfigError(f"model.net.activation must be one of {', '.join(ACTIVATIONS)}; got {name!r}")
+    return ACTIVATIONS[name]()
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 1000.0) -> torch.Tensor:
+    """Sinusoidal embedding ``(B, dim)`` of times ``t`` ``(B,)`` in [0, 1]."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    args = (t.float() * 1000.0)[:, None] * freqs[None]
+    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+    if dim % 2:
+        emb = F.pad(emb, (0, 1))
+    return emb
+
+
+class ResBlock(nn.Module):
+    """conv-act-conv with a residual connection; the time embedding is added after the first conv."""
+
+    def __init__(self, c_in: int, c_out: int, t_dim: int, activation: str, norm: bool) -> None:
+        super().__init__()
+        self.norm1 = nn.GroupNorm(_groups(c_in), c_in) if norm else nn.Identity()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.t_proj = nn.Linear(t_dim, c_out)
+        self.norm2 = nn.GroupNorm(_groups(c_out), c_out) if norm else nn.Identity()
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.act = make_activation(activation)
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(self.act(self.norm1(x)))
+        h = h + self.t_proj(temb)[:, :, None, None]
+        h = self.conv2(self.act(self.norm2(h)))
+        return self.skip(x) + h
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention over all positions (used only at the coarsest level)."""
+
+    def __init__(self, channels: int, heads: int = 4) -> None:
+        super().__init__()
+        heads = max(1, min(heads, channels // 8)) if channels >= 8 else 1
+        self.norm = nn.GroupNorm(_groups(channels), channels)
+        self.attn = nn.MultiheadAttention(channels, heads, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        seq = self.norm(x).flatten(2).transpose(1, 2)
+        out, _ = self.attn(seq, seq, seq, need_weights=False)
+        return x + out.transpose(1, 2).reshape(b, c, h, w)
+
+
+class UNet(nn.Module):
+    """Time-conditioned UNet: ``forward(x (B, C, H, W), t (B,)) -> (B, C, H, W)``.
+
+    Args:
+        in_channels, out_channels: image channels (3 for RGB).
+        width: channels at full resolution; level i has ``width * channel_mult[i]``.
+        depth: number of downsamplings (the input is padded to a multiple of 2^depth).
+        blocks_per_level: residual blocks per level on each side.
+        channel_mult: per-level multipliers, length ``depth + 1`` (default doubles up to 4x).
+        activation: ``sin`` (original recipe), ``silu``, ``gelu`` or ``relu``.
+        attention: self-attention at the bottleneck.
+        residual: predict ``x + net(x)`` so an untrained net is the identity (the banded image).
+        norm: GroupNorm in the blocks.
+        t_dim: size of the time embedding.
+        unshuffle: space-to-depth factor applied first (PixelUnshuffle) and undone last (PixelShuffle):
+            the UNet then runs on 1/unshuffle^2 of the pixels with no information lost, which makes
+            smooth-gradient restoration several times cheaper.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        width: int = 32,
+        depth: int = 3,
+        blocks_per_level: int = 1,
+        channel_mult: list[int] | None = None,
+        activation: str = "sin",
+        attention: bool = False,
+        residual: bool = True,
+        norm: bool = False,
+        t_dim: int = 64,
+        unshuffle: int = 1,
+    ) -> None:
+        super().__init__()
+        if width < 1 or depth < 0 or blocks_per_level < 1:
+            raise ConfigError(f"model.net needs width >= 1, depth >= 0, blocks_per_level >= 1; "
+                              f"got width={width}, depth={depth}, blocks_per_level={blocks_per_level}")
+        mult = list(channel_mult) if channel_mult is not None else [min(2**i, 4) for i in range(depth + 1)]
+        if len(mult) != depth + 1:
+            raise ConfigError(f"model.net.channel_mult needs depth + 1 = {depth + 1} entries, got {mult}")
+        if unshuffle < 1:
+            raise ConfigError(f"model.net.unshuffle must be >= 1, got {unshuffle}")
+        make_activation(activation)  # validate early
+        self.depth = depth
+        self.residual = residual
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.unshuffle = unshuffle
+        chans = [width * m for m in mult]
+
+        self.t_dim = t_dim
+        self.t_mlp = nn.Sequential(nn.Linear(t_dim, t_dim * 2), nn.SiLU(), nn.Linear(t_dim * 2, t_dim))
+        self.stem = nn.Conv2d(in_channels * unshuffle**2, chans[0], 3, padding=1)
+
+        self.down = nn.ModuleList()
+        self.downsample = nn.ModuleList()
+        c = chans[0]
+        for i in range(depth + 1):
+            blocks = nn.ModuleList()
+            for _ in range(blocks_per_level):
+                blocks.append(ResBlock(c, chans[i], t_dim, activation, norm))
+                c = chans[i]
+            self.down.append(blocks)
+            if i < depth:
+                self.downsample.append(nn.Conv2d(c, chans[i + 1], 3, stride=2, padding=1))
+                c = chans[i + 1]
+        self.mid = ResBlock(c, c, t_dim, activation, norm)
+        self.attn = Attention(c) if attention else nn.Identity()
+
+        self.up = nn.ModuleList()
+        self.upsample = nn.ModuleList()
+        for i in reversed(range(depth + 1)):
+            blocks = nn.ModuleList()
+            for j in range(blocks_per_level):
+                blocks.append(ResBlock(c + chans[i] if j == 0 else c, chans[i], t_dim, activation, norm))
+                c = chans[i]
+            self.up.append(blocks)
+            if i > 0:
+                self.upsample.append(nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
+                                                   nn.Conv2d(c, chans[i - 1], 3, padding=1)))
+                c = chans[i - 1]
+        self.head = nn.Conv2d(c, out_channels * unshuffle**2, 3, padding=1)
+        if residual:
+            # start as the identity map: INDI's t = 1 input is already close to the target
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """``x`` ``(B, C, H, W)`` (any H, W), ``t`` ``(B,)`` or a scalar -> ``(B, out_channels, H, W)``."""
+        b, _, h, w = x.shape
+        if t.ndim == 0:
+            t = t.expand(b)
+        temb = self.t_mlp(timestep_embedding(t, self.t_dim).to(x.dtype))
+        xp = _pad_to_multiple(x, self.unshuffle * 2**self.depth)
+        if self.unshuffle > 1:
+            xp = F.pixel_unshuffle(xp, self.unshuffle)
+
+        hcur = self.stem(xp)
+        skips = []
+        for i, blocks in enumerate(self.down):
+            for blk in blocks:
+                hcur = blk(hcur, temb)
+            skips.append(hcur)
+            if i < self.depth:
+                hcur = self.downsample[i](hcur)
+        hcur = self.attn(self.mid(hcur, temb))
+        for k, blocks in enumerate(self.up):
+            hcur = torch.cat([hcur, skips.pop()], dim=1)
+            for blk in blocks:
+                hcur = blk(hcur, temb)
+            if k < self.depth:
+                hcur = self.upsample[k](hcur)
+        out = self.head(hcur)
+        if self.unshuffle > 1:
+            out = F.pixel_shuffle(out, self.unshuffle)
+        out = out[:, :, :h, :w]
+        if self.residual and self.out_channels == self.in_channels:
+            out = out + x
+        return out
+
+
+def _groups(c: int) -> int:
+    for g in (8, 4, 2, 1):
+        if c % g == 0:
+            return g
+    return 1
+
+
+def _pad_to_multiple(x: torch.Tensor, m: int) -> torch.Tensor:
+    """Pad the bottom/right of ``(B, C, H, W)`` to a multiple of ``m``; reflect where the image allows it."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % m, (-w) % m
+    if ph == 0 and pw == 0:
+        return x
+    # reflect padding needs pad < size; replicate covers tiny images (1 x 1, 7 x 1001)
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    return F.pad(x, (0, pw, 0, ph), mode=mode)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@torch.no_grad()
+def macs_per_pixel(model: nn.Module, size: int = 64, in_channels: int = 3) -> float:
+    """Multiply-accumulates per input pixel of one forward pass (convs, linears and attention matmuls)."""
+    total = 0
+
+    def conv_hook(m: nn.Conv2d, _inp, out):  # noqa: ANN001
+        nonlocal total
+        total += out.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+
+    def attn_hook(m: nn.MultiheadAttention, inp, _out):  # noqa: ANN001
+        nonlocal total
+        b, n, c = inp[0].shape
+        total += b * (4 * n * c * c + 2 * n * n * c)
+
+    hooks = []
+    for mod in model.modules():
+        if isinstance(mod, nn.Conv2d):
+            hooks.append(mod.register_forward_hook(conv_hook))
+        elif isinstance(mod, nn.MultiheadAttention):
+            hooks.append(mod.register_forward_hook(attn_hook))
+    try:
+        p = next(model.parameters())
+        x = torch.zeros(1, in_channels, size, size, device=p.device, dtype=p.dtype)
+        model(x, torch.ones(1, device=p.device, dtype=p.dtype))
+    finally:
+        for h in hooks:
+            h.remove()
+    return total / (size * size)

@@ -1,0 +1,111 @@
+"""Train an INDI debanding model: ``python -m src.train experiment=fft_indi``.
+
+Builds the datamodule, model, callbacks, loggers and trainer from ``conf/`` with ``hydra.utils.instantiate``,
+fits, tests the best checkpoint, prints the final metrics and returns ``optimized_metric`` for sweeps.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from src.utils.checkpoint_io import AtomicCheckpointIO
+from src.utils.errors import ConfigError, DataError
+from src.utils.hydra_utils import finish_wandb, instantiate_dict, one_line_errors, print_config_tree
+
+log = logging.getLogger(__name__)
+
+
+def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
+    """Fit and test from a composed config; returns (metrics, objects)."""
+    if cfg.extras.get("num_threads"):
+        torch.set_num_threads(int(cfg.extras.num_threads))
+    L.seed_everything(cfg.seed, workers=True)
+
+    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path and not Path(ckpt_path).is_file():
+        raise DataError(f"checkpoint not found: '{ckpt_path}'")
+
+    log.info("Instantiating datamodule <%s>", cfg.data._target_)
+    datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data)
+
+    log.info("Instantiating model <%s>", cfg.model._target_)
+    model: L.LightningModule = hydra.utils.instantiate(cfg.model, indi=cfg.indi, loss=cfg.loss,
+                                                       _recursive_=False)
+    log.info(model.describe())
+
+    callbacks = instantiate_dict(cfg.get("callbacks"), "callbacks")
+    loggers = instantiate_dict(cfg.get("logger"), "logger")
+    log.info("Instantiating trainer <%s>", cfg.trainer._target_)
+    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
+                                                 plugins=[AtomicCheckpointIO()])
+    hparams = OmegaConf.to_container(cfg, resolve=True)
+    for lg in trainer.loggers:
+        lg.log_hyperparams(hparams)
+
+    if cfg.get("train"):
+        log.info("Starting training")
+        trainer.fit(model=model, datamodule=datamodule, ckpt_path=ckpt_path)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+
+    if cfg.get("test"):
+        best = _best_checkpoint(trainer)
+        log.info("Testing %s", f"the best checkpoint {best}" if best else "the current weights")
+        trainer.test(model=model, datamodule=datamodule, ckpt_path=best, weights_only=False)
+        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+
+    _print_metrics(metrics)
+    return metrics, {"cfg": cfg, "datamodule": datamodule, "model": model, "trainer": trainer}
+
+
+def _best_checkpoint(trainer: L.Trainer) -> str | None:
+    for cb in trainer.checkpoint_callbacks:
+        if getattr(cb, "monitor", None) and cb.best_model_path:
+            return cb.best_model_path
+    return None
+
+
+def _print_metrics(metrics: dict[str, float]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    keys = [k for k in sorted(metrics) if k.startswith(("val/", "test/"))]
+    if not keys or not L.fabric.utilities.rank_zero.rank_zero_only.rank == 0:
+        return
+    table = Table(title="final metrics")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k in keys:
+        table.add_row(k, f"{metrics[k]:.4f}")
+    Console().print(table)
+
+
+def metric_value(metrics: dict[str, float], name: str | None) -> float | None:
+    """The value of ``optimized_metric``; a clear error when a sweep asks for a metric that was never logged."""
+    if not name:
+        return None
+    if name not in metrics:
+        raise ConfigError(f"optimized_metric '{name}' was not logged; available: {', '.join(sorted(metrics))}")
+    return metrics[name]
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train.yaml")
+@one_line_errors
+def main(cfg: DictConfig) -> float | None:
+    if cfg.extras.get("print_config"):
+        print_config_tree(cfg)
+    try:
+        metrics, _ = train(cfg)
+    finally:
+        finish_wandb()
+    return metric_value(metrics, cfg.get("optimized_metric"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""Glue between Hydra configs and the entry points: instantiation of lists, config printing, one-line errors."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from src.utils.errors import DebandError
+
+log = logging.getLogger(__name__)
+
+
+def instantiate_dict(cfg: DictConfig | None, kind: str) -> list[Any]:
+    """Instantiate every entry with a ``_target_`` in a config group such as ``callbacks`` or ``logger``."""
+    objs: list[Any] = []
+    if not cfg:
+        return objs
+    if not isinstance(cfg, DictConfig):
+        raise TypeError(f"the {kind} config must be a mapping")
+    for name, conf in cfg.items():
+        if isinstance(conf, DictConfig) and "_target_" in conf:
+            log.debug("instantiating %s <%s>", kind, conf._target_)
+            objs.append(hydra.utils.instantiate(conf))
+    return objs
+
+
+def find_user_error(exc: BaseException) -> DebandError | None:
+    """The first :class:`DebandError` in ``exc``'s cause chain (Hydra wraps errors raised in constructors)."""
+    seen = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, DebandError):
+            return cur
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
+def one_line_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn a :class:`DebandError` (bad input or config) into ``error: <message>`` on stderr and exit code 1."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - re-raised unless it is a user error
+            user = find_user_error(exc)
+            if user is None:
+                raise
+            print(f"error: {user}", file=sys.stderr, flush=True)
+            raise SystemExit(1) from None
+
+    return wrapper
+
+
+def print_config_tree(cfg: DictConfig, order: tuple[str, ...] = ("data", "model", "indi", "loss", "callbacks",
+                                                                  "logger", "trainer", "paths", "extras")) -> None:
+    """Print the resolved config as a rich tree (groups first, then the rest)."""
+    import rich
+    import rich.syntax
+    import rich.tree
+
+    tree = rich.tree.Tree("CONFIG", style="dim", guide_style="dim")
+    keys = [k for k in order if k in cfg] + [k for k in cfg if k not in order]
+    for key in keys:
+        branch = tree.add(str(key), style="bold")
+        value = cfg[key]
+        text = OmegaConf.to_yaml(value, resolve=True) if isinstance(value, DictConfig) else str(value)
+        branch.add(rich.syntax.Syntax(text, "yaml"))
+    rich.print(tree)
+
+
+def finish_wandb() -> None:
+    """Close the W&B run so the next job of a multirun starts a fresh one."""
+    if "wandb" in sys.modules:
+        import wandb
+
+        if wandb.run is not None:
+            wandb.finish()

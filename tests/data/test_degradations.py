@@ -1,0 +1,169 @@
+"""Degradation functions and the composed Degradation: levels, YCbCr, JPEG, noise, seeding, config."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from kornia.color import rgb_to_ycbcr
+from omegaconf import OmegaConf
+
+from src.data.degradations import (
+    DEFAULT_DEGRADATION,
+    Degradation,
+    add_noise,
+    jpeg_compress,
+    quantize,
+    quantize_ycbcr,
+)
+from src.utils.errors import ConfigError
+
+
+def _gradient(h: int = 64, w: int = 64) -> torch.Tensor:
+    """(3, H, W) smooth colour gradient with many distinct values per channel."""
+    y = torch.linspace(0, 1, h)[:, None].expand(h, w)
+    x = torch.linspace(0, 1, w)[None, :].expand(h, w)
+    return torch.stack([x, 0.2 + 0.6 * y, 0.5 * (x + y)]).float()
+
+
+@pytest.mark.parametrize("bits", [1, 3, 4, 6])
+def test_quantize_levels(bits):
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(bits))
+    q = quantize(x, bits)
+    assert q.shape == x.shape
+    for c in range(3):
+        assert len(torch.unique(q[:, c])) <= 2**bits
+    # values sit exactly on the grid k / (2^b - 1)
+    k = q * (2**bits - 1)
+    assert torch.allclose(k, k.round(), atol=1e-4)
+    assert (q - x).abs().max() <= 0.5 / (2**bits - 1) + 1e-6
+
+
+def test_composed_rgb_mode_levels():
+    deg = Degradation.from_config({"bit_depth": {"p": 1.0, "space": "rgb", "bits": [4, 6]}})
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        out, params = deg.apply(_gradient(), rng)
+        for c in range(3):
+            assert len(torch.unique(out[c])) <= 2 ** params["bits"]
+        assert 4 <= params["bits"] <= 6
+
+
+def test_ycbcr_mode_quantizes_luma_and_chroma():
+    x = _gradient(96, 96) * 0.6 + 0.2  # stay inside the RGB gamut so clamping does not move values
+    luma, chroma = 5, 3
+    out = quantize_ycbcr(x, luma, chroma)
+    ycc = rgb_to_ycbcr(out)
+    for ch, bits in ((0, luma), (1, chroma), (2, chroma)):
+        k = ycc[ch] * (2**bits - 1)
+        assert (k - k.round()).abs().max() < 1e-3, f"channel {ch} is not on the {bits}-bit grid"
+        assert len(torch.unique(k.round())) <= 2**bits
+    # chroma is coarser than luma: fewer distinct Cb values than Y values
+    assert len(torch.unique((ycc[1] * 7).round())) < len(torch.unique((ycc[0] * 31).round()))
+
+
+def test_ycbcr_via_config():
+    deg = Degradation.from_config(
+        {"bit_depth": {"p": 1.0, "space": "ycbcr", "luma_bits": 6, "chroma_bits": [2, 2]}}
+    )
+    _, params = deg.apply(_gradient(), np.random.default_rng(0))
+    assert params == {"space": "ycbcr", "luma_bits": 6, "chroma_bits": 2}
+    mixed = Degradation.from_config({"bit_depth": {"space": "mixed", "ycbcr_p": 0.5}})
+    rng = np.random.default_rng(0)
+    spaces = {mixed.apply(_gradient(16, 16), rng)[1]["space"] for _ in range(30)}
+    assert spaces == {"rgb", "ycbcr"}
+
+
+def test_jpeg_changes_image():
+    x = torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(0))
+    y = jpeg_compress(x, 50)
+    assert y.shape == x.shape and y.dtype == torch.float32
+    assert (y - x).abs().mean() > 0.01
+    batch = jpeg_compress(torch.stack([x, x]), 90)
+    assert batch.shape == (2, 3, 32, 32)
+    deg = Degradation.from_config({"jpeg": {"p": 1.0, "quality": [30, 40]}})
+    out, params = deg.apply(x, np.random.default_rng(0))
+    assert 30 <= params["jpeg_quality"] <= 40 and not torch.equal(out, x)
+
+
+def test_noise():
+    x = torch.full((3, 64, 64), 0.5)
+    y = add_noise(x, 0.01, np.random.default_rng(0))
+    assert 0.008 < float((y - x).std()) < 0.012
+    assert torch.equal(add_noise(x, 0.0, np.random.default_rng(0)), x)
+    # noise before quantization dithers: a flat 0.5 + noise at 6 bits hits more than one level
+    deg = Degradation.from_config({"noise": {"p": 1.0, "sigma": 0.02}, "bit_depth": {"bits": 6}})
+    out = deg(torch.full((3, 32, 32), 0.5), np.random.default_rng(0))
+    assert len(torch.unique(out)) > 1
+
+
+def test_same_seed_same_pair_and_different_seed_differs():
+    deg = Degradation.from_config({
+        "bit_depth": {"p": 1.0, "bits": [4, 6]},
+        "jpeg": {"p": 0.5, "quality": [70, 95]},
+        "noise": {"p": 0.5, "sigma": [0.0, 0.01]},
+    })
+    x = _gradient()
+    outs = [deg(x, np.random.default_rng(123)) for _ in range(2)]
+    assert torch.equal(outs[0], outs[1])
+    others = [deg(x, np.random.default_rng(s)) for s in range(10)]
+    assert any(not torch.equal(o, outs[0]) for o in others)
+
+
+def test_batched_input_gets_per_item_params():
+    deg = Degradation.from_config({"bit_depth": {"bits": [2, 8]}})
+    out, params = deg.apply(torch.stack([_gradient()] * 8), np.random.default_rng(0))
+    assert out.shape == (8, 3, 64, 64) and isinstance(params, list) and len(params) == 8
+    assert len({p["bits"] for p in params}) > 1
+
+
+def test_output_range_dtype():
+    deg = Degradation.from_config(DEFAULT_DEGRADATION)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        out = deg(_gradient(32, 32), rng)
+        assert out.dtype == torch.float32 and out.min() >= 0 and out.max() <= 1 and out.is_contiguous()
+
+
+def test_default_and_dictconfig():
+    assert Degradation.from_config(None) == Degradation()
+    assert Degradation.from_config(OmegaConf.create(DEFAULT_DEGRADATION)) == Degradation()
+    off = Degradation.from_config({})
+    x = _gradient()
+    assert torch.equal(off(x, np.random.default_rng(0)), x)
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        {"bit_depth": {"bits": 0}},
+        {"bit_depth": {"bits": [0, 4]}},
+        {"bit_depth": {"bits": [4, 17]}},
+        {"bit_depth": {"bits": [6, 4]}},
+        {"bit_depth": {"bits": [4, 5, 6]}},
+        {"bit_depth": {"bits": 4.5}},
+        {"bit_depth": {"luma_bits": 0}},
+        {"bit_depth": {"chroma_bits": [1, 20]}},
+        {"bit_depth": {"p": 1.5}},
+        {"bit_depth": {"space": "lab"}},
+        {"bit_depth": {"bitz": 4}},
+        {"jpeg": {"quality": 0}},
+        {"jpeg": {"quality": [50, 101]}},
+        {"jpeg": {"p": -0.1}},
+        {"noise": {"sigma": -0.1}},
+        {"noise": {"p": 2}},
+        {"blur": {"p": 1}},
+        {"jpeg": 5},
+    ],
+)
+def test_bad_config_raises(cfg):
+    with pytest.raises(ConfigError):
+        Degradation.from_config(cfg)
+
+
+def test_bad_function_args_raise():
+    x = torch.rand(3, 8, 8)
+    with pytest.raises(ConfigError):
+        quantize(x, 0)
+    with pytest.raises(ConfigError):
+        jpeg_compress(x, 101)

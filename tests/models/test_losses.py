@@ -1,0 +1,82 @@
+import pytest
+import torch
+
+from src.models.losses import DebandLoss, FFTLoss, radial_frequency
+from src.utils.errors import ConfigError
+
+
+@pytest.mark.parametrize("weighting", ["none", "radial", "focal"])
+def test_fft_loss_zero_iff_equal(weighting):
+    torch.manual_seed(0)
+    a = torch.rand(2, 3, 16, 20)
+    loss = FFTLoss(weighting, alpha=1.0)
+    assert loss(a, a.clone()).item() == 0.0
+    b = a.clone()
+    b[0, 1, 3, 4] += 0.01
+    assert loss(a, b).item() > 0
+
+
+def test_fft_loss_does_not_grow_with_size():
+    torch.manual_seed(0)
+    small = torch.randn(1, 3, 32, 32) * 0.05
+    big = torch.randn(1, 3, 256, 256) * 0.05
+    loss = FFTLoss()
+    zero_s, zero_b = torch.zeros_like(small), torch.zeros_like(big)
+    # white noise of the same level gives the same loss at any size
+    assert loss(small, zero_s).item() == pytest.approx(loss(big, zero_b).item(), rel=0.1)
+
+
+def test_radial_weighting_favours_high_frequencies():
+    h = w = 32
+    yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    low = (0.05 * torch.cos(2 * torch.pi * xx / w)).expand(1, 3, h, w)
+    high = (0.05 * torch.cos(2 * torch.pi * 12 * xx / w)).expand(1, 3, h, w)
+    zero = torch.zeros(1, 3, h, w)
+    plain, radial = FFTLoss("none"), FFTLoss("radial", alpha=1.0)
+    assert plain(low, zero).item() == pytest.approx(plain(high, zero).item(), rel=1e-4)
+    assert radial(high, zero).item() > 5 * radial(low, zero).item()
+    f = radial_frequency(h, w)
+    assert f[0, 0] == 0 and f.max() == pytest.approx(2**0.5 / 2)
+
+
+def test_focal_weighting_emphasises_the_worst_frequency():
+    h = w = 32
+    yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    big = (0.2 * torch.cos(2 * torch.pi * 3 * xx / w)).expand(1, 3, h, w)
+    small = (0.02 * torch.cos(2 * torch.pi * 9 * yy / h)).expand(1, 3, h, w)
+    zero = torch.zeros(1, 3, h, w)
+    plain, focal = FFTLoss("none"), FFTLoss("focal", alpha=1.0)
+    # relative to the plain loss, focal weighting shrinks the contribution of the smaller error
+    ratio_plain = plain(big + small, zero) / plain(big, zero)
+    ratio_focal = focal(big + small, zero) / focal(big, zero)
+    assert ratio_focal < ratio_plain
+
+
+def test_weighted_sum_and_terms():
+    torch.manual_seed(0)
+    a, b = torch.rand(2, 3, 24, 24), torch.rand(2, 3, 24, 24)
+    loss = DebandLoss({"fft": 1.0, "l1": 2.0, "l2": 0.5, "charbonnier": 1.0, "ssim": 0.1})
+    total, parts = loss(a, b)
+    assert set(parts) == {"fft", "l1", "l2", "charbonnier", "ssim"}
+    expected = parts["fft"] + 2 * parts["l1"] + 0.5 * parts["l2"] + parts["charbonnier"] + 0.1 * parts["ssim"]
+    assert torch.allclose(total, expected)
+    assert parts["l1"].item() == pytest.approx((a - b).abs().mean().item())
+    zero, _ = loss(a, a.clone())
+    assert zero.item() == pytest.approx(0.0, abs=2e-3)  # charbonnier's eps floor
+    # a zero weight drops the term
+    assert set(DebandLoss({"fft": 0.0, "l1": 1.0})(a, b)[1]) == {"l1"}
+
+
+def test_gradients_flow_through_fft_loss():
+    a = torch.rand(1, 3, 16, 16, requires_grad=True)
+    total, _ = DebandLoss({"fft": 1.0}, freq_weighting="focal")(a, torch.rand(1, 3, 16, 16))
+    total.backward()
+    assert a.grad is not None and a.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("kwargs", [{"weights": {"perceptual": 1.0}}, {"weights": {"fft": 0.0}},
+                                    {"weights": {"fft": -1.0}}, {"freq_weighting": "log"},
+                                    {"weights": {"l1": 1.0}, "freq_weighting": "bogus"}])
+def test_bad_config(kwargs):
+    with pytest.raises(ConfigError):
+        DebandLoss(**kwargs)

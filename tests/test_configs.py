@@ -1,0 +1,52 @@
+"""Every experiment, loss, trainer and logger config composes and instantiates its pieces."""
+
+from pathlib import Path
+
+import hydra
+import pytest
+from omegaconf import OmegaConf
+
+from tests.conftest import CONF, compose_cfg
+
+EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+
+
+def test_there_are_the_required_experiments():
+    assert {"fft_indi", "pixel_indi", "fft_regression"} <= set(EXPERIMENTS)
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_composes_and_instantiates(experiment, tmp_path: Path):
+    cfg = compose_cfg("train", [f"experiment={experiment}"], tmp_path)
+    OmegaConf.resolve(cfg)
+    model = hydra.utils.instantiate(cfg.model, indi=cfg.indi, loss=cfg.loss, _recursive_=False)
+    assert model.schedule.steps == cfg.indi.steps
+    hydra.utils.instantiate(cfg.data)
+
+
+def test_recipes_differ_as_documented(tmp_path: Path):
+    fft = compose_cfg("train", ["experiment=fft_indi"], tmp_path)
+    pixel = compose_cfg("train", ["experiment=pixel_indi"], tmp_path)
+    reg = compose_cfg("train", ["experiment=fft_regression"], tmp_path)
+    assert fft.model.net.activation == "sin" and fft.loss.weights == {"fft": 1.0}
+    assert pixel.loss.weights.l1 > 0 and pixel.loss.weights.fft == 0
+    assert reg.indi.steps == 1 and reg.indi.t_one_weight == float("inf")
+
+
+@pytest.mark.parametrize("group,option", [
+    ("loss", "fft"), ("loss", "fft_pixel"), ("loss", "pixel"), ("loss", "charbonnier"), ("loss", "ssim"),
+    ("trainer", "default"), ("trainer", "cpu"), ("trainer", "gpu"), ("trainer", "ddp"), ("trainer", "ddp_sim"),
+    ("logger", "wandb"), ("logger", "csv"), ("logger", "tensorboard"), ("logger", "none"), ("logger", "many"),
+    ("debug", "fdr"), ("debug", "overfit"), ("debug", "limit"), ("model", "unet_silu"),
+])
+def test_group_options_compose(group, option, tmp_path: Path):
+    cfg = compose_cfg("train", ["experiment=fft_indi", f"{group}={option}"], tmp_path)
+    OmegaConf.resolve(cfg)
+    if group == "loss":
+        hydra.utils.instantiate(cfg.loss)
+
+
+@pytest.mark.parametrize("weighting", ["none", "radial", "focal"])
+def test_freq_weighting_override(weighting, tmp_path: Path):
+    cfg = compose_cfg("train", ["experiment=fft_indi", f"loss.freq_weighting={weighting}"], tmp_path)
+    assert hydra.utils.instantiate(cfg.loss).terms["fft"].freq_weighting == weighting
