@@ -42,6 +42,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
 
     callbacks = instantiate_dict(cfg.get("callbacks"), "callbacks")
     loggers = instantiate_dict(cfg.get("logger"), "logger")
+    if not loggers:
+        # Lightning refuses an LR monitor without a logger; logger=none should still just work
+        callbacks = [cb for cb in callbacks if not isinstance(cb, L.pytorch.callbacks.LearningRateMonitor)]
     log.info("Instantiating trainer <%s>", cfg.trainer._target_)
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
                                                  plugins=[AtomicCheckpointIO()])

@@ -28,6 +28,7 @@ TINY = [
     "data.val_patch_size=64",
     "indi.steps=2",
     "trainer.max_epochs=1",
+    "trainer.check_val_every_n_epoch=1",
     "extras.print_config=false",
 ]
 

@@ -113,8 +113,11 @@ class BandingDataModule(L.LightningDataModule):
         seed: int = 0,
         pin_memory: bool = False,
         persistent_workers: bool | None = None,
+        require_root: bool = False,
     ) -> None:
         super().__init__()
+        if require_root and root is None:
+            raise ConfigError("data=folder needs a folder of clean photos: add data.root=/path/to/photos")
         paired = _pair_spec("paired", paired)
         test = _pair_spec("test", test)
         degradation = _plain(degradation)

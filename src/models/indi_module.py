@@ -12,8 +12,8 @@ import torch
 from lightning import LightningModule
 from omegaconf import DictConfig, OmegaConf
 from torchmetrics import MeanMetric, MetricCollection
-from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
+from src.metrics.collection import METRICS, restoration_metrics
 from src.models.ema import EMA
 from src.models.indi import INDISchedule
 from src.models.unet import count_parameters, macs_per_pixel
@@ -78,24 +78,10 @@ class INDIModule(LightningModule):
         self.ema = EMA(self.net, ema_decay) if ema_decay > 0 else None
 
         self.train_loss = MeanMetric()
-        self.val_metrics = self._make_metrics("val/")
-        self.test_metrics = self._make_metrics("test/")
+        # suffix "_input": the banded input; "_1step": one evaluation at t = 1; "": the N-step sampler
+        self.val_metrics = restoration_metrics("val/")
+        self.test_metrics = restoration_metrics("test/")
         self._grid_rows: list[torch.Tensor] = []
-
-    @staticmethod
-    def _make_metrics(prefix: str) -> MetricCollection:
-        # dim=(1, 2, 3): mean of per-image PSNR, as restoration papers report it
-        def psnr() -> PeakSignalNoiseRatio:
-            return PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3))
-
-        def ssim() -> StructuralSimilarityIndexMeasure:
-            return StructuralSimilarityIndexMeasure(data_range=1.0)
-
-        return MetricCollection({
-            "psnr_input": psnr(), "ssim_input": ssim(),
-            "psnr_1step": psnr(), "ssim_1step": ssim(),
-            "psnr": psnr(), "ssim": ssim(),
-        }, prefix=prefix)
 
     # ------------------------------------------------------------------ inference
     @property
@@ -141,12 +127,9 @@ class INDIModule(LightningModule):
         one_step = net(banded, ones).clamp(0.0, 1.0)
         restored = (one_step if self.schedule.steps == 1 and not self.schedule.has_noise
                     else self.restore(banded))
-        metrics["psnr_input"](banded, clean)
-        metrics["ssim_input"](banded, clean)
-        metrics["psnr_1step"](one_step, clean)
-        metrics["ssim_1step"](one_step, clean)
-        metrics["psnr"](restored, clean)
-        metrics["ssim"](restored, clean)
+        for suffix, output in (("_input", banded), ("_1step", one_step), ("", restored)):
+            for name in METRICS:
+                metrics[f"{name}{suffix}"].update(output, clean)
         return restored
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
-from omegaconf.errors import MissingMandatoryValue
 from PIL import Image
 
 from src.data.datamodule import BandingDataModule
@@ -45,8 +45,8 @@ def test_compose_folder_and_paired_groups(tmp_path):
     Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(tmp_path / "a.png")
     with initialize_config_dir(version_base=None, config_dir=str(CONF)):
         cfg = compose(overrides=["+data=folder", "+seed=1"])
-        with pytest.raises(MissingMandatoryValue):
-            instantiate(cfg.data)  # root: ??? must be given
+        with pytest.raises(InstantiationException, match="data.root"):
+            instantiate(cfg.data)  # data=folder without data.root
         cfg = compose(overrides=["+data=folder", "+seed=1", f"data.root={tmp_path}"])
         dm = instantiate(cfg.data)
         assert dm.root == str(tmp_path) and dm.synthetic_images == 0 and dm.seed == 1

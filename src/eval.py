@@ -1,0 +1,335 @@
+"""Evaluate a checkpoint for several INDI step counts: ``python -m src.eval ckpt_path=...``.
+
+Writes to the run folder (``logs/eval/runs/<time>/``):
+- ``results.csv`` and ``results.md``: one row per step count (and one for the banded input) with PSNR,
+  smooth-region PSNR, SSIM, CAMBI (default and max_log_contrast=5) and seconds per megapixel;
+- ``metrics_vs_steps.png``: each metric against the step count (the perception-distortion trade-off);
+- ``crops/crop_NN.png``: banded | restored | clean, each also contrast-stretched, and CAMBI heatmaps.
+With ``folder=PATH`` it evaluates banded images that have no ground truth, with CAMBI only.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+
+from src.metrics.cambi import cambi, rgb_to_luma_codes
+from src.metrics.collection import METRICS, make_metric
+from src.models.indi_module import INDIModule
+from src.utils.errors import ConfigError, DataError
+from src.utils.hydra_utils import finish_wandb, instantiate_dict, one_line_errors, print_config_tree
+
+log = logging.getLogger(__name__)
+
+NO_REFERENCE = ("cambi", "cambi_mlc5")
+LABELS = {"psnr": "PSNR (dB)", "psnr_smooth": "smooth-region PSNR (dB)", "ssim": "SSIM",
+          "cambi": "CAMBI", "cambi_mlc5": "CAMBI (max_log_contrast=5)", "s_per_mpx": "seconds / megapixel"}
+
+
+# ---------------------------------------------------------------------------------------------- loading
+def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> INDIModule:
+    """Load an :class:`INDIModule` checkpoint, with one-line errors for missing or incompatible files."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"checkpoint not found: '{p}'")
+    try:
+        ckpt = torch.load(p, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means the same thing to the user
+        raise DataError(f"cannot read checkpoint '{p}': {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "net" not in ckpt.get("hyper_parameters", {}):
+        raise DataError(f"'{p}' is not an indi-deband training checkpoint (no model config inside)")
+    try:
+        module = INDIModule.load_from_checkpoint(p, map_location=device, weights_only=False)
+    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"checkpoint '{p}' does not match the model config stored in it "
+                        f"(made with an incompatible version or config): {first}") from None
+    return module.eval().to(device)
+
+
+# ---------------------------------------------------------------------------------------------- metrics
+class StepTable:
+    """Accumulates every metric for the input and for each step count, plus restoration time."""
+
+    def __init__(self, steps: Iterable[int], names: Iterable[str]) -> None:
+        self.names = list(names)
+        self.rows: dict[str, dict[str, Any]] = {"input": {n: make_metric(n) for n in self.names}}
+        for n in steps:
+            self.rows[str(n)] = {m: make_metric(m) for m in self.names}
+        self.seconds = {k: 0.0 for k in self.rows}
+        self.megapixels = {k: 0.0 for k in self.rows}
+
+    def update(self, key: str, output: torch.Tensor, clean: torch.Tensor | None, seconds: float = 0.0) -> None:
+        for name in self.names:
+            self.rows[key][name].update(output, clean)
+        self.seconds[key] += seconds
+        self.megapixels[key] += output.shape[0] * output.shape[-1] * output.shape[-2] / 1e6
+
+    def results(self) -> list[dict[str, Any]]:
+        out = []
+        for key, metrics in self.rows.items():
+            row: dict[str, Any] = {"steps": key}
+            row.update({n: float(m.compute()) for n, m in metrics.items()})
+            row["s_per_mpx"] = (self.seconds[key] / self.megapixels[key]) if key != "input" else float("nan")
+            out.append(row)
+        return out
+
+
+def timed_restore(module: INDIModule, banded: torch.Tensor, steps: int) -> tuple[torch.Tensor, float]:
+    start = time.perf_counter()
+    with torch.inference_mode():
+        out = module.restore(banded, steps=steps)
+    return out, time.perf_counter() - start
+
+
+# ---------------------------------------------------------------------------------------------- writing
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def write_tables(rows: list[dict[str, Any]], out_dir: Path) -> str:
+    """Write ``results.csv`` and ``results.md``; returns the markdown table."""
+    cols = ["steps", *[c for c in rows[0] if c != "steps"]]
+    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".results.csv.")
+    with os.fdopen(fd, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=cols)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, out_dir / "results.csv")
+
+    def fmt(v: Any) -> str:
+        if isinstance(v, float):
+            return "-" if math.isnan(v) else f"{v:.4f}" if abs(v) < 10 else f"{v:.2f}"
+        return str(v)
+
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(fmt(r[c]) for c in cols) + " |" for r in rows]
+    md = "\n".join(lines) + "\n"
+    _atomic_write_text(out_dir / "results.md", md)
+    return md
+
+
+def plot_metrics(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
+    """One panel per metric against the step count, with the banded input as a dashed line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps_rows = [r for r in rows if r["steps"] != "input"]
+    inp = next(r for r in rows if r["steps"] == "input")
+    names = [c for c in rows[0] if c != "steps" and not all(math.isnan(r[c]) for r in steps_rows)]
+    ncols = min(3, len(names))
+    nrows = math.ceil(len(names) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 3.0 * nrows), squeeze=False)
+    xs = [int(r["steps"]) for r in steps_rows]
+    for ax in axes.flat[len(names):]:
+        ax.axis("off")
+    for ax, name in zip(axes.flat, names):
+        ax.plot(xs, [r[name] for r in steps_rows], "o-", label="restored")
+        if not math.isnan(inp[name]):
+            ax.axhline(inp[name], color="tab:red", ls="--", label="banded input")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(xs, [str(x) for x in xs])
+        ax.set_xlabel("INDI steps")
+        ax.set_title(LABELS.get(name, name), fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def cambi_heatmap(img: torch.Tensor, **kw: Any) -> np.ndarray:
+    """CAMBI's per-pixel banding map ``(H, W)`` of one RGB image ``(3, H, W)`` in [0, 1]."""
+    _, heat = cambi(rgb_to_luma_codes(img), return_heatmap=True, **kw)
+    return heat.numpy()
+
+
+def stretch(img: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """Contrast-stretch ``img`` with the 1-99 % range of ``ref`` (both ``(3, H, W)``), so banding shows."""
+    lo, hi = torch.quantile(ref.float().flatten(), torch.tensor([0.01, 0.99])).tolist()
+    if hi - lo < 4 / 255:
+        mid = (hi + lo) / 2
+        lo, hi = mid - 2 / 255, mid + 2 / 255
+    return ((img - lo) / (hi - lo)).clamp(0, 1)
+
+
+def most_banded_window(heat: np.ndarray, size: int) -> tuple[int, int]:
+    """Top-left corner of the ``size`` x ``size`` window with the most banding in ``heat``."""
+    h, w = heat.shape
+    size_h, size_w = min(size, h), min(size, w)
+    pooled = F.avg_pool2d(torch.from_numpy(heat)[None, None].float(), (size_h, size_w), stride=max(1, size // 4))
+    idx = int(pooled.flatten().argmax())
+    pw = pooled.shape[-1]
+    stride = max(1, size // 4)
+    return (idx // pw) * stride, (idx % pw) * stride
+
+
+def save_crop_panel(banded: torch.Tensor, restored: torch.Tensor, clean: torch.Tensor | None, steps: int,
+                    size: int, path: Path) -> Path:
+    """banded | restored | clean, the same contrast-stretched, and the CAMBI heatmaps, around the worst band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    heat_in = cambi_heatmap(banded)
+    heat_out = cambi_heatmap(restored)
+    y, x = most_banded_window(heat_in, size)
+    crop = (slice(None), slice(y, y + size), slice(x, x + size))
+    panels = [("banded", banded), (f"restored ({steps} steps)", restored)]
+    if clean is not None:
+        panels.append(("clean", clean))
+    ref = (clean if clean is not None else banded)[crop]
+    fig, axes = plt.subplots(3, len(panels), figsize=(3.0 * len(panels), 9.0), squeeze=False)
+    vmax = max(float(heat_in.max()), float(heat_out.max()), 1e-6)
+    for j, (name, img) in enumerate(panels):
+        axes[0][j].imshow(img[crop].permute(1, 2, 0).numpy(), interpolation="nearest")
+        axes[0][j].set_title(name, fontsize=9)
+        axes[1][j].imshow(stretch(img[crop], ref).permute(1, 2, 0).numpy(), interpolation="nearest")
+        axes[1][j].set_title(f"{name}, contrast-stretched", fontsize=9)
+        heat = {0: heat_in, 1: heat_out}.get(j)
+        if heat is not None:
+            im = axes[2][j].imshow(heat[y:y + size, x:x + size], cmap="magma", vmin=0, vmax=vmax)
+            axes[2][j].set_title(f"CAMBI heatmap, {name.split(' ')[0]}", fontsize=9)
+            fig.colorbar(im, ax=axes[2][j], fraction=0.046)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if not ax.images:
+            ax.axis("off")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------- inputs
+def paired_batches(cfg: DictConfig) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(banded, clean) batches of the datamodule's test set."""
+    datamodule = hydra.utils.instantiate(cfg.data)
+    datamodule.setup("test")
+    for i, batch in enumerate(datamodule.test_dataloader()):
+        if cfg.get("limit_batches") is not None and i >= cfg.limit_batches:
+            break
+        yield batch["banded"], batch["clean"]
+
+
+def folder_images(folder: str) -> Iterator[tuple[torch.Tensor, None]]:
+    """Banded images of a folder, one at a time as ``(1, 3, H, W)``; unreadable files are skipped."""
+    from src.data.image_io import read_image, to_rgb
+    from src.data.sources import list_images
+
+    paths = list_images(folder)
+    for path in paths:
+        try:
+            arr, _ = read_image(path)
+        except DataError as exc:
+            log.warning("skipping %s", exc)
+            continue
+        yield torch.from_numpy(np.ascontiguousarray(to_rgb(arr))).permute(2, 0, 1)[None].float(), None
+
+
+# ---------------------------------------------------------------------------------------------- main
+def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
+    """Run the evaluation described by ``cfg``; returns the table rows."""
+    from rich.progress import Progress
+
+    L.seed_everything(cfg.seed, workers=True)
+    steps = [int(s) for s in cfg.steps]
+    if not steps or any(s < 1 for s in steps):
+        raise ConfigError(f"steps must be a non-empty list of integers >= 1, got {list(cfg.steps)}")
+    out_dir = Path(cfg.paths.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    module = load_checkpoint(cfg.ckpt_path, cfg.device)
+    log.info("Evaluating %s: %s", cfg.ckpt_path, module.describe())
+    folder_mode = cfg.get("folder") is not None
+    names = list(NO_REFERENCE) if folder_mode else list(METRICS)
+    table = StepTable(steps, names)
+    crop_steps = module.schedule.steps if module.schedule.steps in steps else max(steps)
+    crops: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
+    source = folder_images(cfg.folder) if folder_mode else paired_batches(cfg)
+
+    seen = 0
+    with Progress(transient=True) as progress:
+        task = progress.add_task("evaluating", total=None)
+        for banded, clean in source:
+            banded = banded.to(cfg.device)
+            clean = clean.to(cfg.device) if clean is not None else None
+            table.update("input", banded, clean)
+            for n in steps:
+                restored, seconds = timed_restore(module, banded, n)
+                table.update(str(n), restored, clean, seconds)
+                if n == crop_steps:
+                    for i in range(min(banded.shape[0], cfg.num_crops - len(crops))):
+                        crops.append((banded[i].cpu(), restored[i].cpu(), None if clean is None else clean[i].cpu()))
+                progress.advance(task)
+            seen += banded.shape[0]
+    if seen == 0:
+        raise DataError(f"no images to evaluate{' in ' + repr(cfg.folder) if folder_mode else ''}")
+
+    rows = table.results()
+    md = write_tables(rows, out_dir)
+    plot_metrics(rows, out_dir / "metrics_vs_steps.png", f"{Path(cfg.ckpt_path).name}: {seen} images")
+    crop_paths = [save_crop_panel(b, r, c, crop_steps, cfg.crop_size, out_dir / "crops" / f"crop_{k:02d}.png")
+                  for k, (b, r, c) in enumerate(crops)]
+    _log_to_loggers(cfg, rows, [out_dir / "metrics_vs_steps.png", *crop_paths])
+    print(md)
+    log.info("Wrote %s, results.csv, metrics_vs_steps.png and %d crops to %s", "results.md", len(crop_paths),
+             out_dir)
+    return rows
+
+
+def _log_to_loggers(cfg: DictConfig, rows: list[dict[str, Any]], images: list[Path]) -> None:
+    from lightning.pytorch.loggers import WandbLogger
+
+    loggers = instantiate_dict(cfg.get("logger"), "logger")
+    for lg in loggers:
+        lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        for row in rows:
+            label = row["steps"]
+            lg.log_metrics({f"eval/{k}_{label}": v for k, v in row.items()
+                            if k != "steps" and not math.isnan(v)})
+        if isinstance(lg, WandbLogger):
+            cols = list(rows[0])
+            lg.log_table(key="eval/results", columns=cols, data=[[r[c] for c in cols] for r in rows])
+            lg.log_image(key="eval/plots", images=[str(p) for p in images])
+        lg.finalize("success")
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="eval.yaml")
+@one_line_errors
+def main(cfg: DictConfig) -> None:
+    if OmegaConf.is_missing(cfg, "ckpt_path"):
+        raise ConfigError("which checkpoint? pass ckpt_path=path/to/checkpoint.ckpt")
+    if cfg.extras.get("print_config"):
+        print_config_tree(cfg, order=("ckpt_path", "steps", "folder", "data", "logger", "paths"))
+    try:
+        evaluate(cfg)
+    finally:
+        finish_wandb()
+
+
+if __name__ == "__main__":
+    main()
