@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.metrics.cambi import cambi, rgb_to_luma_codes
 from src.metrics.collection import METRICS, make_metric
-from src.models.indi_module import INDIModule
+from src.models.indi_module import INDIModule, load_checkpoint  # noqa: F401 (load_checkpoint re-exported)
 from src.utils.errors import ConfigError, DataError
 from src.utils.hydra_utils import finish_wandb, instantiate_dict, one_line_errors, print_config_tree
 
@@ -38,27 +38,6 @@ log = logging.getLogger(__name__)
 NO_REFERENCE = ("cambi", "cambi_mlc5")
 LABELS = {"psnr": "PSNR (dB)", "psnr_smooth": "smooth-region PSNR (dB)", "ssim": "SSIM",
           "cambi": "CAMBI", "cambi_mlc5": "CAMBI (max_log_contrast=5)", "s_per_mpx": "seconds / megapixel"}
-
-
-# ---------------------------------------------------------------------------------------------- loading
-def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> INDIModule:
-    """Load an :class:`INDIModule` checkpoint, with one-line errors for missing or incompatible files."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"checkpoint not found: '{p}'")
-    try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means the same thing to the user
-        raise DataError(f"cannot read checkpoint '{p}': {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "net" not in ckpt.get("hyper_parameters", {}):
-        raise DataError(f"'{p}' is not an indi-deband training checkpoint (no model config inside)")
-    try:
-        module = INDIModule.load_from_checkpoint(p, map_location=device, weights_only=False)
-    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"checkpoint '{p}' does not match the model config stored in it "
-                        f"(made with an incompatible version or config): {first}") from None
-    return module.eval().to(device)
 
 
 # ---------------------------------------------------------------------------------------------- metrics

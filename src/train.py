@@ -13,19 +13,23 @@ from typing import Any
 import hydra
 import lightning as L
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from src.utils.checkpoint_io import AtomicCheckpointIO
 from src.utils.errors import ConfigError, DataError
-from src.utils.hydra_utils import finish_wandb, instantiate_dict, one_line_errors, print_config_tree
+from src.utils.hydra_utils import (finish_wandb, instantiate_dict, one_line_errors, print_config_tree,
+                                   run_context)
+from src.utils.sweep_summary import write_job_metrics
 
 log = logging.getLogger(__name__)
 
 
 def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     """Fit and test from a composed config; returns (metrics, objects)."""
-    if cfg.extras.get("num_threads"):
-        torch.set_num_threads(int(cfg.extras.num_threads))
+    ctx = run_context()
+    threads = cfg.extras.get("num_threads") or ctx["threads"]
+    if threads:
+        torch.set_num_threads(int(threads))
     L.seed_everything(cfg.seed, workers=True)
 
     ckpt_path = cfg.get("ckpt_path")
@@ -41,6 +45,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     log.info(model.describe())
 
     callbacks = instantiate_dict(cfg.get("callbacks"), "callbacks")
+    _name_wandb_run(cfg, ctx)
     loggers = instantiate_dict(cfg.get("logger"), "logger")
     if not loggers:
         # Lightning refuses an LR monitor without a logger; logger=none should still just work
@@ -63,8 +68,23 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         trainer.test(model=model, datamodule=datamodule, ckpt_path=best, weights_only=False)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
 
-    _print_metrics(metrics)
+    if trainer.is_global_zero:
+        _print_metrics(metrics)
+        write_job_metrics(cfg.paths.output_dir, ctx["overrides"], metrics, cfg.get("optimized_metric"),
+                          cfg.get("optimized_mode", "max"))
     return metrics, {"cfg": cfg, "datamodule": datamodule, "model": model, "trainer": trainer}
+
+
+def _name_wandb_run(cfg: DictConfig, ctx: dict[str, Any]) -> None:
+    """Group the runs of one sweep in W&B and name each after its overrides."""
+    wb = cfg.get("logger", {}) and cfg.logger.get("wandb")
+    if not wb:
+        return
+    with open_dict(cfg):
+        if wb.get("name") is None:
+            wb.name = ctx["override_name"] or None
+        if ctx["sweep"]:
+            wb.group = ctx["sweep"]
 
 
 def _best_checkpoint(trainer: L.Trainer) -> str | None:
@@ -79,7 +99,7 @@ def _print_metrics(metrics: dict[str, float]) -> None:
     from rich.table import Table
 
     keys = [k for k in sorted(metrics) if k.startswith(("val/", "test/"))]
-    if not keys or not L.fabric.utilities.rank_zero.rank_zero_only.rank == 0:
+    if not keys:
         return
     table = Table(title="final metrics")
     table.add_column("metric")

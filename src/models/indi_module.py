@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+import os
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from src.metrics.collection import METRICS, restoration_metrics
 from src.models.ema import EMA
 from src.models.indi import INDISchedule
 from src.models.unet import count_parameters, macs_per_pixel
-from src.utils.errors import ConfigError
+from src.utils.errors import ConfigError, DataError
 from src.utils.images import log_image_grid, make_grid
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,9 @@ class INDIModule(LightningModule):
         ema_decay: decay of the weight EMA used for validation, testing and inference (0 disables it).
         log_images_every_n_epochs: how often validation saves/logs a (banded | restored | clean) grid.
         num_log_images: rows in that grid.
+        score_cambi_weight: ``val/score = val/psnr - w * val/cambi_mlc5``, one number that rewards fidelity and
+            penalises visible banding (what sweeps optimise).
+        deband_steps: the step count the ``deband`` tool uses by default for these weights (None: ``indi.steps``).
     """
 
     def __init__(
@@ -56,6 +60,8 @@ class INDIModule(LightningModule):
         ema_decay: float = 0.999,
         log_images_every_n_epochs: int = 5,
         num_log_images: int = 4,
+        score_cambi_weight: float = 0.5,
+        deband_steps: int | None = None,
     ) -> None:
         super().__init__()
         if scheduler_interval not in ("epoch", "step"):
@@ -70,6 +76,8 @@ class INDIModule(LightningModule):
             "ema_decay": ema_decay,
             "log_images_every_n_epochs": log_images_every_n_epochs,
             "num_log_images": num_log_images,
+            "score_cambi_weight": score_cambi_weight,
+            "deband_steps": deband_steps,
         })
         self.net = hydra.utils.instantiate(self.hparams.net)
         indi_kwargs = {k: v for k, v in self.hparams.indi.items() if k != "_target_"}
@@ -143,8 +151,9 @@ class INDIModule(LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         # the epoch's metrics are final here (Lightning resets them after this hook)
-        gain = self.val_metrics["psnr"].compute() - self.val_metrics["psnr_input"].compute()
-        self.log("val/psnr_gain", gain, prog_bar=True)
+        psnr = self.val_metrics["psnr"].compute()
+        self.log("val/psnr_gain", psnr - self.val_metrics["psnr_input"].compute(), prog_bar=True)
+        self.log("val/score", psnr - self.hparams.score_cambi_weight * self.val_metrics["cambi_mlc5"].compute())
         rows, self._grid_rows = self._grid_rows, []
         every = max(1, int(self.hparams.log_images_every_n_epochs))
         last = self.trainer.max_epochs is not None and self.current_epoch + 1 >= self.trainer.max_epochs
@@ -169,3 +178,29 @@ class INDIModule(LightningModule):
         scheduler = hydra.utils.instantiate(self.hparams.scheduler)(optimizer=optimizer)
         return {"optimizer": optimizer,
                 "lr_scheduler": {"scheduler": scheduler, "interval": self.hparams.scheduler_interval}}
+
+
+def load_checkpoint(path: str | os.PathLike, device: str = "cpu", ckpt: dict | None = None) -> INDIModule:
+    """Load an :class:`INDIModule` checkpoint (EMA included), with one-line errors for bad files.
+
+    ``ckpt``: the already-loaded checkpoint dict of ``path``, to avoid reading it twice.
+    """
+    p = Path(path)
+    if ckpt is None:
+        if not p.is_file():
+            raise DataError(f"checkpoint not found: '{p}'")
+        try:
+            ckpt = torch.load(p, map_location="cpu", weights_only=False)
+        except Exception as exc:  # noqa: BLE001 - any unpickling failure means the same thing to the user
+            raise DataError(f"cannot read checkpoint '{p}': {type(exc).__name__}: "
+                            f"{(str(exc).splitlines() or [''])[0]}") from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "net" not in ckpt.get("hyper_parameters", {}):
+        raise DataError(f"'{p}' is not an indi-deband training checkpoint (no model config inside)")
+    try:
+        module = INDIModule(**ckpt["hyper_parameters"])
+        module.load_state_dict(ckpt["state_dict"])
+    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"checkpoint '{p}' does not match the model config stored in it "
+                        f"(made with an incompatible version or config): {first}") from None
+    return module.eval().to(device)

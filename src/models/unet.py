@@ -29,10 +29,10 @@ class Sin(nn.Module):
 ACTIVATIONS = {"sin": Sin, "silu": nn.SiLU, "gelu": nn.GELU, "relu": nn.ReLU}
 
 
-def make_activation(name: str) -> nn.Module:
+def make_activation(name: str, sin_w0: float = 1.0) -> nn.Module:
     if name not in ACTIVATIONS:
         raise ConfigError(f"model.net.activation must be one of {', '.join(ACTIVATIONS)}; got {name!r}")
-    return ACTIVATIONS[name]()
+    return Sin(sin_w0) if name == "sin" else ACTIVATIONS[name]()
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 1000.0) -> torch.Tensor:
@@ -49,14 +49,14 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 1000.0) ->
 class ResBlock(nn.Module):
     """conv-act-conv with a residual connection; the time embedding is added after the first conv."""
 
-    def __init__(self, c_in: int, c_out: int, t_dim: int, activation: str, norm: bool) -> None:
+    def __init__(self, c_in: int, c_out: int, t_dim: int, activation: str, norm: bool, sin_w0: float = 1.0) -> None:
         super().__init__()
         self.norm1 = nn.GroupNorm(_groups(c_in), c_in) if norm else nn.Identity()
         self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
         self.t_proj = nn.Linear(t_dim, c_out)
         self.norm2 = nn.GroupNorm(_groups(c_out), c_out) if norm else nn.Identity()
         self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
-        self.act = make_activation(activation)
+        self.act = make_activation(activation, sin_w0)
         self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
 
     def forward(self, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
@@ -99,6 +99,8 @@ class UNet(nn.Module):
         unshuffle: space-to-depth factor applied first (PixelUnshuffle) and undone last (PixelShuffle):
             the UNet then runs on 1/unshuffle^2 of the pixels with no information lost, which makes
             smooth-gradient restoration several times cheaper.
+        head_init_std: std of the output layer's initial weights under ``residual``.
+        sin_w0: frequency of the sin activation, sin(w0 * x).
     """
 
     def __init__(
@@ -115,6 +117,8 @@ class UNet(nn.Module):
         norm: bool = False,
         t_dim: int = 64,
         unshuffle: int = 1,
+        head_init_std: float = 1e-3,
+        sin_w0: float = 1.0,
     ) -> None:
         super().__init__()
         if width < 1 or depth < 0 or blocks_per_level < 1:
@@ -143,13 +147,13 @@ class UNet(nn.Module):
         for i in range(depth + 1):
             blocks = nn.ModuleList()
             for _ in range(blocks_per_level):
-                blocks.append(ResBlock(c, chans[i], t_dim, activation, norm))
+                blocks.append(ResBlock(c, chans[i], t_dim, activation, norm, sin_w0))
                 c = chans[i]
             self.down.append(blocks)
             if i < depth:
                 self.downsample.append(nn.Conv2d(c, chans[i + 1], 3, stride=2, padding=1))
                 c = chans[i + 1]
-        self.mid = ResBlock(c, c, t_dim, activation, norm)
+        self.mid = ResBlock(c, c, t_dim, activation, norm, sin_w0)
         self.attn = Attention(c) if attention else nn.Identity()
 
         self.up = nn.ModuleList()
@@ -157,7 +161,7 @@ class UNet(nn.Module):
         for i in reversed(range(depth + 1)):
             blocks = nn.ModuleList()
             for j in range(blocks_per_level):
-                blocks.append(ResBlock(c + chans[i] if j == 0 else c, chans[i], t_dim, activation, norm))
+                blocks.append(ResBlock(c + chans[i] if j == 0 else c, chans[i], t_dim, activation, norm, sin_w0))
                 c = chans[i]
             self.up.append(blocks)
             if i > 0:
@@ -166,8 +170,9 @@ class UNet(nn.Module):
                 c = chans[i - 1]
         self.head = nn.Conv2d(c, out_channels * unshuffle**2, 3, padding=1)
         if residual:
-            # start as the identity map: INDI's t = 1 input is already close to the target
-            nn.init.zeros_(self.head.weight)
+            # start close to the identity map (INDI's t = 1 input is already close to the target), but not
+            # exactly: an all-zero head passes no gradient to the layers below and stalls the first steps
+            nn.init.normal_(self.head.weight, std=head_init_std)
             nn.init.zeros_(self.head.bias)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

@@ -59,6 +59,34 @@ def one_line_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def run_context() -> dict[str, Any]:
+    """What Hydra knows about this job: its overrides, sweep name, and a fair torch thread count.
+
+    Under the joblib launcher, jobs x threads must not exceed the cores, or every job crawls.
+    """
+    import os
+    from pathlib import Path
+
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    ctx: dict[str, Any] = {"overrides": [], "override_name": "", "sweep": None, "threads": None}
+    if not HydraConfig.initialized():
+        return ctx
+    hc = HydraConfig.get()
+    ctx["overrides"] = list(hc.overrides.task)
+    ctx["override_name"] = hc.job.get("override_dirname", "") or ""
+    if hc.mode == RunMode.MULTIRUN:
+        ctx["sweep"] = Path(hc.sweep.dir).name
+        launcher = hc.get("launcher") or {}
+        if "joblib" in str(launcher.get("_target_", "")).lower():
+            cores = os.cpu_count() or 1
+            n_jobs = int(launcher.get("n_jobs", -1) or -1)
+            n_jobs = cores if n_jobs <= 0 else min(n_jobs, cores)
+            ctx["threads"] = max(1, cores // n_jobs)
+    return ctx
+
+
 def print_config_tree(cfg: DictConfig, order: tuple[str, ...] = ("data", "model", "indi", "loss", "callbacks",
                                                                   "logger", "trainer", "paths", "extras")) -> None:
     """Print the resolved config as a rich tree (groups first, then the rest)."""

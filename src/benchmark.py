@@ -1,0 +1,194 @@
+"""Benchmarks: ``python -m src.benchmark speed [--checkpoint PATH] [--steps 1,2,4] [--sizes 720p,1080p,4k]``.
+
+Subcommands are registered in :data:`COMMANDS` (name -> (add_arguments, run)); ``speed`` measures
+inference throughput and memory. A ``quality`` subcommand (metrics on a test set) is meant to be added
+the same way: write ``_add_quality_args(parser)`` and ``_run_quality(args) -> int`` and register them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from src.utils.errors import ConfigError, DebandError
+
+__all__ = ["main", "SIZES", "SpeedResult", "measure_speed", "PeakRSS"]
+
+SIZES = {"480p": (480, 854), "720p": (720, 1280), "1080p": (1080, 1920), "1440p": (1440, 2560),
+         "4k": (2160, 3840), "8k": (4320, 7680)}
+
+
+# --------------------------------------------------------------------------------------------------- memory
+class PeakRSS:
+    """Peak resident memory of this process while the ``with`` block runs (sampled every 5 ms with psutil;
+    without psutil, the lifetime peak from ``resource.getrusage``)."""
+
+    def __init__(self) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+        try:
+            import psutil
+
+            self._proc = psutil.Process()
+        except ImportError:
+            self._proc = None
+
+    def _rss(self) -> int:
+        if self._proc is not None:
+            return int(self._proc.memory_info().rss)
+        import resource
+
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # KiB on Linux
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, self._rss())
+
+    def __enter__(self) -> PeakRSS:
+        self.peak = self._rss()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._rss())
+
+
+# --------------------------------------------------------------------------------------------------- speed
+@dataclass
+class SpeedResult:
+    size: str
+    steps: int
+    tile: int | None
+    seconds: float
+    megapixels: float
+    peak_rss_mb: float
+
+    @property
+    def mp_per_s(self) -> float:
+        return self.megapixels / self.seconds
+
+
+def _parse_list(text: str, conv: Callable[[str], object], what: str) -> list:
+    try:
+        return [conv(s.strip()) for s in text.split(",") if s.strip()]
+    except (ValueError, KeyError) as e:
+        raise ConfigError(f"bad {what} list {text!r}") from e
+
+
+def _size(name: str) -> tuple[int, int]:
+    key = name.lower()
+    if key in SIZES:
+        return SIZES[key]
+    if "x" in key:  # WxH
+        w, h = key.split("x")
+        return int(h), int(w)
+    raise ConfigError(f"unknown size {name!r}: use {', '.join(SIZES)} or WxH")
+
+
+def measure_speed(debander, size: str, steps: int, tile: int | None, overlap: int = 32,  # noqa: ANN001
+                  repeats: int = 1) -> SpeedResult:
+    """Time ``deband_batch`` on one frame of ``size`` (a smooth gradient + noise; speed does not depend on content)."""
+    import torch
+
+    h, w = _size(size)
+    yy = torch.linspace(0, 1, h)[:, None]
+    xx = torch.linspace(0, 1, w)[None, :]
+    x = torch.stack([yy * 0.8 + xx * 0.2, (xx * 0.7).expand(h, w), (yy + xx) / 2]).unsqueeze(0)
+    x = (x + 0.01 * torch.rand_like(x)).clamp(0, 1)
+    best = float("inf")
+    with PeakRSS() as mem:
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            debander.deband_batch(x, steps=steps, tile=tile, overlap=overlap)
+            best = min(best, time.perf_counter() - t0)
+    return SpeedResult(size, steps, tile, best, h * w / 1e6, mem.peak / 2**20)
+
+
+def _add_speed_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", default="default", help="weights (.ckpt, .pt, .onnx or 'default')")
+    p.add_argument("--steps", default="1,2,4", help="comma-separated step counts (default 1,2,4)")
+    p.add_argument("--sizes", default="720p,1080p,4k", help=f"comma-separated: {', '.join(SIZES)} or WxH")
+    p.add_argument("--tile", type=int, default=None, help="tile size (default: the automatic choice; 0 = off)")
+    p.add_argument("--overlap", type=int, default=32)
+    p.add_argument("--device", default=None)
+    p.add_argument("--dtype", choices=["float32", "bfloat16"], default=None)
+    p.add_argument("--compile", action="store_true", help="torch.compile the network (warm-up not timed)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the idle cores)")
+    p.add_argument("--repeats", type=int, default=1, help="runs per configuration; the fastest is reported")
+
+
+def _run_speed(args: argparse.Namespace) -> int:
+    import torch
+    from rich.console import Console
+    from rich.table import Table
+
+    from src.inference.debander import AUTO_TILE, AUTO_TILE_PIXELS, Debander
+
+    steps_list = _parse_list(args.steps, int, "steps")
+    sizes = _parse_list(args.sizes, str, "sizes")
+    for s in sizes:
+        _size(s)
+    from src.inference.device import auto_threads
+
+    torch.set_num_threads(args.threads or auto_threads())
+    console = Console(file=sys.stderr)
+    debander = Debander.from_checkpoint(args.checkpoint, device=args.device, dtype=args.dtype, compile=args.compile)
+    console.print(debander.describe())
+    load0 = os.getloadavg()
+    console.print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+                  f"load average {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}")
+    # warm-up: oneDNN picks kernels and (with --compile) the graph is compiled on the first calls
+    debander.deband_batch(torch.rand(1, 3, 64, 64), steps=1, tile=0)
+
+    table = Table(title="deband speed")
+    for col in ("size", "steps", "tile", "s / frame", "MP / s", "peak RSS (MB)"):
+        table.add_column(col, justify="right")
+    results = []
+    for size in sizes:
+        h, w = _size(size)
+        tile = args.tile if args.tile is not None else (AUTO_TILE if h * w > AUTO_TILE_PIXELS else 0)
+        for steps in steps_list:
+            r = measure_speed(debander, size, steps, tile, args.overlap, args.repeats)
+            results.append(r)
+            table.add_row(size, str(steps), str(tile or "off"), f"{r.seconds:.2f}", f"{r.mp_per_s:.2f}",
+                          f"{r.peak_rss_mb:.0f}")
+            console.print(f"  {size} {steps} steps: {r.seconds:.2f} s/frame, {r.mp_per_s:.2f} MP/s, "
+                          f"peak RSS {r.peak_rss_mb:.0f} MB")
+    Console().print(table)
+    load1 = os.getloadavg()
+    console.print(f"load average at the end {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f} "
+                  f"(timings are only comparable at low load)")
+    return 0
+
+
+#: name -> (add its arguments to a subparser, run it). Register ``quality`` here.
+COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
+    "speed": (_add_speed_args, _run_speed),
+}
+HELP = {"speed": "inference speed (s/frame, MP/s) and peak memory per size and step count"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m src.benchmark", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (add_args, _) in COMMANDS.items():
+        add_args(sub.add_parser(name, help=HELP.get(name)))
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command][1](args)
+    except DebandError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

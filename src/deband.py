@@ -1,0 +1,332 @@
+"""Deband photos and videos: ``deband INPUT... -o OUTPUT`` (also ``python -m src.deband``).
+
+See ``deband --help`` and docs/deband.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from src.utils.errors import DebandError
+
+__all__ = ["main", "build_parser", "plan_jobs", "Job"]
+
+EPILOG = """\
+output bit depth:
+  A debanded gradient rounded back to 8 bits gets 1-code steps again. So:
+  * 16-bit PNG/TIFF output keeps the smooth result exactly; it is the default for 16-bit inputs
+    (--bit-depth 16 forces it; JPEG/WebP inputs in a folder run are then written as PNG).
+  * 8-bit output is dithered by default: a blue-noise pattern (fine, high-frequency, invisible at
+    normal viewing) spreads the rounding so areas average to the smooth value. --dither-kind tpdf uses
+    triangular white noise instead; --no-dither rounds plainly (re-creates faint steps).
+  * Videos: --video-bit-depth 10 (yuv420p10le) avoids the problem at the source and is recommended
+    (best with --codec libx265); 8-bit video (the default for 8-bit inputs, plays everywhere) is dithered.
+
+outputs:
+  One input file: -o names the output file (its extension picks the format), or an existing folder.
+  Folders (searched recursively) or several inputs: -o is a folder (created if missing) that mirrors the
+  input structure with the same file names. Missing output folders are created. Inputs are never
+  overwritten; existing outputs only with --overwrite. Files are written under a temporary name and
+  renamed when complete. A file that fails is reported and the others go on; the exit code is 1 if any
+  file failed.
+
+examples:
+  deband photo.jpg -o photo_debanded.png
+  deband photos/ -o debanded/ --bit-depth 16
+  deband clip.mp4 -o clip_debanded.mp4 --video-bit-depth 10 --codec libx265 --start 60 --duration 10
+"""
+
+
+@dataclass
+class Job:
+    """One input file and where its result goes; ``note`` is printed (e.g. a format change)."""
+
+    src: Path
+    dst: Path
+    kind: str  # "image" or "video"
+    note: str | None = None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from src.inference.dither import DITHER_KINDS
+    from src.inference.video import VIDEO_CODECS
+
+    p = argparse.ArgumentParser(
+        prog="deband", description="Remove colour banding from images and videos with an INDI model.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("inputs", nargs="+", metavar="INPUT", type=Path,
+                   help="image files (PNG, JPEG, WebP, TIFF), video files (mp4, mkv, mov, webm, avi...) or folders")
+    p.add_argument("-o", "--output", required=True, type=Path, help="output file, or folder for several inputs")
+    g = p.add_argument_group("model")
+    g.add_argument("--checkpoint", default="default",
+                   help="a Lightning .ckpt, an exported .pt/.onnx (python -m src.export), or 'default' "
+                        "(src/weights/default.pt, else the newest logs/train/runs/*/checkpoints/best-*.ckpt)")
+    g.add_argument("--steps", type=int, default=None,
+                   help="INDI steps (default: the checkpoint's recommendation); fewer is faster")
+    g.add_argument("--tile", type=int, default=None,
+                   help="tile size in pixels to bound memory (default: auto, tiles above ~2.4 MP with 768; 0 = off)")
+    g.add_argument("--overlap", type=int, default=32, help="overlap of neighbouring tiles in pixels (default 32)")
+    g.add_argument("--device", default=None, help="auto (default: cuda, mps, then cpu), cpu, cuda, cuda:N, mps")
+    g.add_argument("--dtype", choices=["float32", "bfloat16"], default=None,
+                   help="network precision (default: bfloat16 on CUDA and on CPUs with native bf16 "
+                        "(AVX512-BF16/AMX), float32 elsewhere); the image itself always stays float32")
+    g.add_argument("--compile", action="store_true", help="torch.compile the network (slow start; for long videos)")
+    g.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch (default: the cores not already busy, by the load average; "
+                        "a thread competing for a busy core stalls every operation)")
+    g.add_argument("--seed", type=int, default=0, help="seed for path noise and TPDF dither (default 0)")
+    g = p.add_argument_group("images")
+    g.add_argument("--bit-depth", type=int, choices=[8, 16], default=None,
+                   help="output bits per channel (default: 16 for 16-bit inputs written as PNG/TIFF, else 8)")
+    g.add_argument("--dither", action=argparse.BooleanOptionalAction, default=True,
+                   help="dither 8-bit output (default: on; see below)")
+    g.add_argument("--dither-kind", choices=[k for k in DITHER_KINDS if k != "none"], default="blue-noise",
+                   help="blue-noise (default) or tpdf (triangular)")
+    g = p.add_argument_group("videos")
+    g.add_argument("--start", type=float, default=None, metavar="SECONDS", help="process from this time")
+    g.add_argument("--duration", type=float, default=None, metavar="SECONDS", help="process this long")
+    g.add_argument("--crf", type=float, default=16.0,
+                   help="encoder quality, lower is better (default 16: visually lossless)")
+    g.add_argument("--preset", default="medium", help="x264/x265 speed preset (default medium)")
+    g.add_argument("--codec", choices=list(VIDEO_CODECS), default="libx264", help="video encoder (default libx264)")
+    g.add_argument("--video-bit-depth", type=int, choices=[8, 10], default=None,
+                   help="8 (yuv420p, dithered) or 10 (yuv420p10le); default: 10 for >8-bit inputs, else 8")
+    g.add_argument("--batch", type=int, default=4, help="video frames debanded together (default 4)")
+    g = p.add_argument_group("files")
+    g.add_argument("--overwrite", action="store_true", help="replace existing outputs (never an input)")
+    g.add_argument("--quiet", "-q", action="store_true", help="no progress or per-file lines (errors and the "
+                                                              "weights line are still printed)")
+    return p
+
+
+# ----------------------------------------------------------------------------------------------------- planning
+def _kind(path: Path) -> str | None:
+    from src.inference.image_files import IMAGE_EXTENSIONS
+    from src.inference.video import VIDEO_EXTENSIONS
+
+    s = path.suffix.lower()
+    return "image" if s in IMAGE_EXTENSIONS else "video" if s in VIDEO_EXTENSIONS else None
+
+
+def _extensions(kind: str) -> tuple[str, ...]:
+    from src.inference.image_files import IMAGE_EXTENSIONS
+    from src.inference.video import VIDEO_EXTENSIONS
+
+    return IMAGE_EXTENSIONS if kind == "image" else VIDEO_EXTENSIONS
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def plan_jobs(inputs: list[Path], output: Path, bit_depth: int | None) -> tuple[list[Job], list[str]]:
+    """Map inputs to outputs (see ``--help``: outputs). Returns the jobs and the errors found while planning."""
+    jobs: list[Job] = []
+    errors: list[str] = []
+    single_file = (len(inputs) == 1 and inputs[0].is_file() and not output.is_dir()
+                   and not str(output).endswith(("/", os.sep)))
+    if single_file:
+        src = inputs[0]
+        kind, out_kind = _kind(src), _kind(output)
+        if kind is None:
+            errors.append(f"cannot read '{src}': unsupported format '{src.suffix}'")
+        elif out_kind != kind:
+            errors.append(f"cannot write '{output}': {'an image' if kind == 'image' else 'a video'} input needs "
+                          f"an output file name ending in {', '.join(_extensions(kind))}")
+        else:
+            jobs.append(Job(src, output, kind))
+        return jobs, errors
+
+    if _kind(output) is not None and not output.is_dir():
+        errors.append(f"-o '{output}' looks like a file name, but {len(inputs)} inputs or a folder need an "
+                      f"output folder")
+        return jobs, errors
+    out_abs = output.resolve()
+    for inp in inputs:
+        if not inp.exists():
+            errors.append(f"input not found: '{inp}'")
+        elif inp.is_file():
+            kind = _kind(inp)
+            if kind is None:
+                errors.append(f"cannot read '{inp}': unsupported format '{inp.suffix}'")
+            else:
+                jobs.append(_folder_job(inp, output / inp.name, kind, bit_depth))
+        else:
+            for path in sorted(inp.rglob("*")):
+                if not path.is_file() or path.name.startswith("."):
+                    continue
+                # an output folder inside the input folder: do not pick up earlier results
+                if out_abs == path.resolve().parent or out_abs in path.resolve().parents:
+                    continue
+                kind = _kind(path)
+                if kind is not None:
+                    jobs.append(_folder_job(path, output / path.relative_to(inp), kind, bit_depth))
+    seen: dict[Path, Path] = {}
+    unique: list[Job] = []
+    for job in jobs:
+        key = job.dst.resolve()
+        if key in seen:
+            errors.append(f"'{job.src}' and '{seen[key]}' would both be written to '{job.dst}'; skipping the first")
+            continue
+        seen[key] = job.src
+        unique.append(job)
+    return unique, errors
+
+
+def _folder_job(src: Path, dst: Path, kind: str, bit_depth: int | None) -> Job:
+    if kind == "image" and bit_depth == 16 and dst.suffix.lower() in (".jpg", ".jpeg", ".webp"):
+        new = dst.with_suffix(".png")
+        return Job(src, new, kind, f"{dst.suffix} stores 8 bits: writing 16-bit '{new.name}' instead")
+    if kind == "video" and dst.suffix.lower() == ".webm":
+        new = dst.with_suffix(".mkv")
+        return Job(src, new, kind, f"WebM cannot hold H.264/HEVC: writing '{new.name}' instead")
+    return Job(src, dst, kind)
+
+
+def _check_destination(job: Job, overwrite: bool) -> None:
+    from src.utils.errors import DataError
+
+    if _same_file(job.src, job.dst):
+        raise DataError(f"refusing to overwrite the input '{job.src}' (choose another output)")
+    if job.dst.exists() and not overwrite:
+        raise DataError(f"'{job.dst}' already exists; pass --overwrite to replace it")
+    if job.dst.is_dir():
+        raise DataError(f"'{job.dst}' is a folder")
+
+
+# ----------------------------------------------------------------------------------------------------- running
+def _run_image(debander, job: Job, args: argparse.Namespace) -> str:  # noqa: ANN001 - Debander (lazy import)
+    from src.inference.dither import quantize
+    from src.inference.image_files import read_image_file, supports_16bit, write_image_file
+
+    img = read_image_file(job.src)
+    bits = args.bit_depth or (16 if img.bit_depth == 16 and supports_16bit(job.dst) else 8)
+    if bits == 16 and not supports_16bit(job.dst):
+        raise DebandError(f"cannot write '{job.dst}': {job.dst.suffix} stores 8 bits; use .png or .tif for "
+                          f"--bit-depth 16")
+    out = debander.deband(img.pixels, steps=args.steps, tile=args.tile, overlap=args.overlap, seed=args.seed)
+    colour = 3 if out.shape[2] >= 3 else 1
+    dither = args.dither_kind if args.dither and bits == 8 else "none"
+    q = quantize(out[:, :, :colour], bits, dither, seed=args.seed)
+    if out.shape[2] == 4:  # alpha: straight from the input, requantised without dither (exact for same depth)
+        q = np.concatenate([q, quantize(img.pixels[:, :, 3:], bits, "none")], axis=2)
+    write_image_file(job.dst, q, img.icc_profile, img.exif)
+    return f"{bits}-bit" + (f", {dither} dither" if dither != "none" else "")
+
+
+def _run_video(debander, job: Job, args: argparse.Namespace) -> str:  # noqa: ANN001
+    from src.inference.video import VideoOptions, deband_video
+
+    opts = VideoOptions(steps=args.steps, tile=args.tile, overlap=args.overlap, seed=args.seed, codec=args.codec,
+                        crf=args.crf, preset=args.preset, bit_depth=args.video_bit_depth,
+                        dither=args.dither_kind if args.dither else "none", start=args.start,
+                        duration=args.duration, batch=max(1, args.batch), quiet=args.quiet)
+    n = deband_video(debander, job.src, job.dst, opts)
+    return f"{n} frames"
+
+
+def _validate(args: argparse.Namespace) -> None:
+    from src.utils.errors import ConfigError
+
+    if args.steps is not None and args.steps < 1:
+        raise ConfigError(f"--steps must be >= 1, got {args.steps}")
+    if args.tile is not None and args.tile < 0:
+        raise ConfigError(f"--tile must be >= 0, got {args.tile}")
+    if args.overlap < 0:
+        raise ConfigError(f"--overlap must be >= 0, got {args.overlap}")
+    if args.start is not None and args.start < 0:
+        raise ConfigError(f"--start must be >= 0, got {args.start}")
+    if args.duration is not None and args.duration <= 0:
+        raise ConfigError(f"--duration must be > 0, got {args.duration}")
+    if not 0 <= args.crf <= 51:
+        raise ConfigError(f"--crf must be in 0..51, got {args.crf}")
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _error_line(exc: BaseException) -> str:
+    """One line for any failure: user errors as they are, others with their type."""
+    from src.utils.hydra_utils import find_user_error
+
+    user = find_user_error(exc)
+    if user is not None:
+        return str(user)
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code (0: all files done, 1: any failed, 2: usage, 130: interrupted)."""
+    args = build_parser().parse_args(argv)
+    try:
+        _validate(args)
+    except DebandError as e:
+        _say(f"error: {e}")
+        return 2
+    jobs, errors = plan_jobs(args.inputs, args.output, args.bit_depth)
+    for e in errors:
+        _say(f"error: {e}")
+    if not jobs:
+        if not errors:
+            _say(f"error: no images or videos found in {', '.join(map(str, args.inputs))}")
+        return 1
+
+    try:
+        import torch
+
+        from src.inference.debander import Debander
+
+        from src.inference.device import auto_threads
+
+        torch.set_num_threads(args.threads or auto_threads())
+        debander = Debander.from_checkpoint(args.checkpoint, device=args.device, dtype=args.dtype,
+                                            compile=args.compile)
+    except KeyboardInterrupt:
+        _say("error: interrupted")
+        return 130
+    except Exception as e:  # noqa: BLE001 - one line, no traceback
+        _say(f"error: {_error_line(e)}")
+        return 1
+    _say(debander.describe())
+
+    failed = len(errors)
+    done = 0
+    for job in jobs:
+        t0 = time.perf_counter()
+        try:
+            _check_destination(job, args.overwrite)
+            if job.note and not args.quiet:
+                _say(f"note: {job.src}: {job.note}")
+            what = (_run_image if job.kind == "image" else _run_video)(debander, job, args)
+        except KeyboardInterrupt:
+            _say(f"error: interrupted while processing '{job.src}' (no partial output was left)")
+            return 130
+        except Exception as e:  # noqa: BLE001 - report, go on with the next file
+            failed += 1
+            msg = _error_line(e)
+            _say(f"error: {msg}" if str(job.src) in msg or str(job.dst) in msg else f"error: {job.src}: {msg}")
+            continue
+        done += 1
+        if not args.quiet:
+            _say(f"{job.src} -> {job.dst} ({what}, {time.perf_counter() - t0:.1f} s)")
+    if len(jobs) + len(errors) > 1 and not args.quiet:
+        _say(f"{done} done, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

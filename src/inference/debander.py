@@ -1,0 +1,163 @@
+"""The Python API: ``Debander.from_checkpoint("default").deband(image)``.
+
+>>> d = Debander.from_checkpoint("model.pt")          # or a .ckpt, a .onnx, or "default"
+>>> out = d.deband(pil_image)                         # same kind back: PIL / numpy / torch
+>>> out = d.deband(array_uint16, steps=4, tile=512)   # fewer steps = faster; tiles bound the memory
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from contextlib import nullcontext
+from typing import Any
+
+import torch
+
+from src.data.torch_threads import one_torch_thread
+from src.inference.convert import finish, prepare
+from src.inference.device import pick_device, pick_dtype
+from src.inference.tiling import run_tiled
+from src.inference.weights import LoadedWeights, load_weights
+from src.utils.errors import ConfigError
+
+__all__ = ["Debander", "AUTO_TILE", "AUTO_TILE_PIXELS"]
+
+#: ``tile=None`` tiles images above this many pixels (per image of the batch) with AUTO_TILE tiles:
+#: an untiled pass of the recipe UNet adds ~0.2 kB per pixel (measured: 1080p +0.35 GB), so 8K would need
+#: ~7 GB; with 768 px tiles a 4K image peaks at ~0.75 GB RSS in total.
+AUTO_TILE_PIXELS = 2_400_000  # a 1080p frame (2.07 MP) runs in one piece
+AUTO_TILE = 768
+#: inputs below this many pixels (batch included) run on one torch thread
+SMALL_PIXELS = 256 * 256
+
+Progress = Callable[[int, int], None]
+
+
+class Debander:
+    """Debands images with an INDI model.
+
+    Args:
+        weights: the loaded network and schedule (see :func:`~src.inference.weights.load_weights`).
+        device: where the network runs.
+        dtype: float32, or bfloat16 (autocast: the net's convolutions in bf16, the image and the INDI
+            updates stay float32 because bf16's 8-bit mantissa would itself re-create banding).
+        compile: wrap the network in ``torch.compile`` (slow first call; pays off on videos).
+        channels_last: run convolutions in NHWC memory layout. Off by default: on the CPU it gained at most
+            10 % for float32 and nothing for bfloat16 (measured, docs/deband.md); worth trying on GPUs.
+    """
+
+    def __init__(self, weights: LoadedWeights, device: torch.device | str = "cpu",
+                 dtype: torch.dtype = torch.float32, compile: bool = False, channels_last: bool = False) -> None:
+        self.weights = weights
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.channels_last = channels_last and isinstance(weights.net, torch.nn.Module)
+        net = weights.net
+        if isinstance(net, torch.nn.Module):
+            net = net.to(self.device)
+            if self.channels_last:
+                net = net.to(memory_format=torch.channels_last)
+            if compile:
+                net = torch.compile(net, dynamic=True)
+        elif compile or dtype != torch.float32 or self.device.type != "cpu":
+            raise ConfigError("ONNX models run on the CPU in float32 without --compile; use a .pt/.ckpt for those")
+        self.net = net
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike | None = "default", device: str | torch.device | None = None,
+                        dtype: str | torch.dtype | None = None, compile: bool = False) -> Debander:
+        """Load a Lightning ``.ckpt`` (its EMA weights), an exported ``.pt``/``.onnx``, or ``"default"``.
+
+        ``device``: None/"auto" picks cuda, then mps, then cpu. ``dtype``: None picks bfloat16 on CUDA and on
+        CPUs with native bf16 (AVX512-BF16/AMX), float32 elsewhere.
+        """
+        onnx = str(path).lower().endswith(".onnx")
+        # checked before loading: a bad device/dtype fails fast
+        dev = torch.device("cpu") if onnx and device is None else pick_device(device)
+        # onnxruntime's CPU provider runs the graph in its own precision, float32
+        dt = pick_dtype(dtype or "float32", dev) if onnx else pick_dtype(dtype, dev)
+        return cls(load_weights(path, device="cpu"), dev, dt, compile=compile)
+
+    # ---------------------------------------------------------------------------------------------- info
+    @property
+    def default_steps(self) -> int:
+        """The checkpoint's recommended ``deband_steps`` if it has one, else its schedule's steps."""
+        return self.weights.default_steps
+
+    def describe(self) -> str:
+        """One line naming the weights, as the CLI prints it."""
+        w = self.weights
+        what = {"lightning": "Lightning checkpoint, EMA weights", "export": "exported model",
+                "onnx": "ONNX model"}[w.kind]
+        net = w.net
+        size = (f", {sum(p.numel() for p in net.parameters()) / 1e6:.2f} M parameters"
+                if isinstance(net, torch.nn.Module) else "")
+        dtype = str(self.dtype).removeprefix("torch.")
+        n = torch.get_num_threads()
+        where = f"cpu, {n} thread{'s' if n != 1 else ''}" if self.device.type == "cpu" else str(self.device)
+        return (f"using weights: {w.source} ({what}{size}; {self.default_steps} steps by default; "
+                f"{where}, {dtype})")
+
+    # ---------------------------------------------------------------------------------------------- API
+    def deband(self, image: Any, steps: int | None = None, tile: int | None = None, overlap: int = 32,
+               seed: int = 0, dither: str = "blue-noise", callback: Progress | None = None) -> Any:
+        """Deband ``image`` and return the same kind.
+
+        Args:
+            image: tensor ``(3, H, W)``/``(B, 3, H, W)`` in [0, 1] (1 or 4 channels work too), numpy
+                ``(H, W)``/``(H, W, 1|3|4)`` uint8/uint16/float, or a PIL image. Gray is processed as RGB and
+                returned gray; alpha is returned untouched.
+            steps: INDI steps (default :attr:`default_steps`); fewer is faster.
+            tile: tile size in pixels; None = automatic (tiles only images above ~2.4 MP), 0 = never tile.
+            overlap: overlap of neighbouring tiles in pixels (blended with a raised-cosine ramp).
+            seed: seed of the path noise (only for schedules with noise) and of TPDF dithering.
+            dither: for 8-bit results (uint8 arrays, 8-bit PIL images): ``blue-noise``, ``tpdf`` or ``none``.
+            callback: ``callback(done, total)`` after each tile.
+        """
+        p = prepare(image)
+        out = self.deband_batch(p.rgb, steps=steps, tile=tile, overlap=overlap, seed=seed, callback=callback)
+        return finish(p, out, dither=dither, seed=seed)
+
+    def deband_batch(self, x: torch.Tensor, steps: int | None = None, tile: int | None = None, overlap: int = 32,
+                     seed: int = 0, callback: Progress | None = None) -> torch.Tensor:
+        """The core: ``(B, 3, H, W)`` float in [0, 1] -> ``(B, 3, H, W)`` float32 in [0, 1] on the CPU."""
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ConfigError(f"deband_batch expects (B, 3, H, W), got {tuple(x.shape)}")
+        if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 1):
+            raise ConfigError(f"steps must be an integer >= 1, got {steps!r}")
+        if tile is not None and tile < 0:
+            raise ConfigError(f"tile must be >= 0, got {tile}")
+        if overlap < 0:
+            raise ConfigError(f"overlap must be >= 0, got {overlap}")
+        # None keeps the schedule's own grid (an explicit grid is not the same as N uniform steps)
+        steps = steps if steps is not None else self.weights.deband_steps
+        h, w = x.shape[-2:]
+        if tile is None:
+            tile = AUTO_TILE if h * w > AUTO_TILE_PIXELS else 0
+
+        def restore(part: torch.Tensor) -> torch.Tensor:
+            # every tile runs the whole sampler from t = 1 to 0 (the net is local; see tiling.py)
+            part = part.to(self.device, torch.float32)
+            out = self.weights.schedule.sample(self._net_fn, part, steps=steps, seed=seed)
+            return out.clamp_(0.0, 1.0).float().cpu()
+
+        # tiny inputs gain nothing from more threads and can stall waiting for one on a busy machine
+        threads = one_torch_thread() if x.shape[0] * h * w < SMALL_PIXELS else nullcontext()
+        with torch.inference_mode(), threads:
+            if tile == 0:
+                out = restore(x)
+                if callback is not None:
+                    callback(1, 1)
+                return out
+            return run_tiled(restore, x, tile, overlap, callback=callback)
+
+    def _net_fn(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """One network evaluation in the configured layout and dtype; the result is float32 NCHW."""
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        ctx = (torch.autocast(self.device.type, dtype=self.dtype) if self.dtype != torch.float32
+               else nullcontext())
+        with ctx:
+            out = self.net(x, t)
+        return out.float().contiguous()

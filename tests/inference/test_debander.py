@@ -1,0 +1,114 @@
+"""The Python API: kinds in = kinds out, gray, alpha, odd sizes, steps, devices, dtypes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from src.inference.debander import Debander
+from src.utils.errors import ConfigError, DataError
+from tests.inference.fixtures import save_tiny_checkpoint, tiny_ckpt  # noqa: F401 - fixture
+
+
+@pytest.fixture(scope="module")
+def debander(tiny_ckpt) -> Debander:  # noqa: F811
+    return Debander.from_checkpoint(tiny_ckpt, device="cpu")
+
+
+def _ramp(h: int, w: int) -> np.ndarray:
+    return np.tile(np.linspace(0, 1, w, dtype=np.float32)[None, :, None], (h, 1, 3))
+
+
+def test_tensor_shapes_dtype_and_device(debander: Debander) -> None:
+    x = torch.rand(3, 20, 30)
+    y = debander.deband(x)
+    assert y.shape == x.shape and y.dtype == x.dtype and 0 <= y.min() and y.max() <= 1
+    xb = torch.rand(2, 3, 17, 9, dtype=torch.float64)
+    yb = debander.deband(xb)
+    assert yb.shape == xb.shape and yb.dtype == torch.float64
+    # a batch is the same as its images one by one
+    assert torch.allclose(yb[1].float(), debander.deband(xb[1:2]).float()[0], atol=1e-5)
+
+
+def test_numpy_kinds(debander: Debander) -> None:
+    f = _ramp(16, 40)
+    u8 = (f * 255).round().astype(np.uint8)
+    u16 = (f * 65535).round().astype(np.uint16)
+    for a in (f, u8, u16):
+        out = debander.deband(a)
+        assert out.shape == a.shape and out.dtype == a.dtype
+    gray = debander.deband(u8[:, :, 0])
+    assert gray.shape == (16, 40) and gray.dtype == np.uint8
+    assert debander.deband(u16[:, :, :1]).shape == (16, 40, 1)
+
+
+def test_rgba_alpha_is_untouched(debander: Debander) -> None:
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (12, 13, 4), dtype=np.uint8)
+    out = debander.deband(a)
+    assert out.shape == a.shape and np.array_equal(out[:, :, 3], a[:, :, 3])
+    t = torch.rand(4, 10, 11)
+    assert torch.equal(debander.deband(t)[3], t[3])
+    im = Image.fromarray(a, mode="RGBA")
+    out_im = debander.deband(im)
+    assert out_im.mode == "RGBA" and np.array_equal(np.asarray(out_im)[:, :, 3], a[:, :, 3])
+
+
+def test_gray_in_gray_out(debander: Debander) -> None:
+    g = (np.tile(np.linspace(0, 1, 50)[None], (20, 1)) * 255).astype(np.uint8)
+    for im in (Image.fromarray(g), Image.fromarray(g.astype(np.uint16) * 257)):
+        out = debander.deband(im)
+        assert out.mode == im.mode and out.size == im.size
+    t = torch.rand(1, 9, 9)
+    assert debander.deband(t).shape == (1, 9, 9)
+
+
+def test_pil_rgb_keeps_icc(debander: Debander) -> None:
+    im = Image.fromarray((_ramp(8, 8) * 255).astype(np.uint8))
+    im.info["icc_profile"] = b"fake-icc"
+    out = debander.deband(im)
+    assert out.mode == "RGB" and out.info["icc_profile"] == b"fake-icc"
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (7, 1001, 3), (1001, 7, 3), (2, 3, 3)])
+def test_odd_sizes(debander: Debander, shape: tuple[int, int, int]) -> None:
+    a = np.random.default_rng(1).random(shape, dtype=np.float32)
+    out = debander.deband(a)
+    assert out.shape == shape and np.isfinite(out).all()
+
+
+def test_steps_default_and_override(tiny_ckpt, tmp_path) -> None:  # noqa: F811
+    d = Debander.from_checkpoint(tiny_ckpt)
+    assert d.default_steps == 2  # the schedule's
+    x = torch.rand(1, 3, 16, 16)
+    assert not torch.allclose(d.deband_batch(x, steps=1), d.deband_batch(x, steps=4))
+    rec = save_tiny_checkpoint(tmp_path / "rec.ckpt", extra_hparams={"deband_steps": 5})
+    d5 = Debander.from_checkpoint(rec)
+    assert d5.default_steps == 5 and "5 steps" in d5.describe()
+    assert torch.allclose(d5.deband_batch(x), d5.deband_batch(x, steps=5))
+    with pytest.raises(ConfigError):
+        d.deband_batch(x, steps=0)
+
+
+def test_bfloat16_runs_and_stays_close(tiny_ckpt) -> None:  # noqa: F811
+    x = torch.rand(1, 3, 32, 32)
+    a = Debander.from_checkpoint(tiny_ckpt, dtype="float32").deband_batch(x)
+    b = Debander.from_checkpoint(tiny_ckpt, dtype="bfloat16").deband_batch(x)
+    assert b.dtype == torch.float32 and (a - b).abs().max() < 2e-2
+
+
+def test_bad_inputs(debander: Debander, tmp_path) -> None:
+    with pytest.raises(DataError):
+        debander.deband("not an image")
+    with pytest.raises(DataError):
+        debander.deband(np.zeros((4, 4, 2), np.uint8))
+    with pytest.raises(DataError):
+        Debander.from_checkpoint(tmp_path / "missing.ckpt")
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(DataError, match="cannot load"):
+        Debander.from_checkpoint(bad)
+    with pytest.raises(ConfigError):
+        Debander.from_checkpoint(tmp_path / "x.ckpt", device="nonsense")

@@ -1,0 +1,51 @@
+"""Blue-noise mask and dithered quantisation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from src.inference.dither import blue_noise_mask, quantize
+
+
+def test_blue_noise_mask_is_a_permutation_with_little_low_frequency_energy() -> None:
+    m = blue_noise_mask()
+    assert m.shape == (64, 64) and m.dtype == np.float32
+    assert len(np.unique(m)) == 64 * 64 and 0 < m.min() and m.max() < 1
+    spec = np.abs(np.fft.fft2(m - m.mean())) ** 2
+    f = np.hypot(*np.meshgrid(np.fft.fftfreq(64), np.fft.fftfreq(64)))
+    low, high = spec[(f > 0) & (f < 0.1)].mean(), spec[f > 0.3].mean()
+    assert low < 0.01 * high  # blue: almost no energy at low frequencies
+    assert blue_noise_mask() is m  # cached
+
+
+def _runs(row: np.ndarray) -> np.ndarray:
+    """Lengths of the runs of equal values along ``row``."""
+    edges = np.flatnonzero(np.diff(row.astype(np.int64))) + 1
+    return np.diff(np.concatenate([[0], edges, [len(row)]]))
+
+
+@pytest.mark.parametrize("kind", ["blue-noise", "tpdf"])
+def test_dither_breaks_up_the_steps_of_a_smooth_ramp(kind: str) -> None:
+    # a ramp over 4 codes across 1024 pixels: plain rounding gives runs of ~256 identical codes
+    ramp = np.tile(np.linspace(100 / 255, 104 / 255, 1024, dtype=np.float32)[None, :, None], (32, 1, 3))
+    plain = quantize(ramp, 8, "none")
+    dith = quantize(ramp, 8, kind)
+    assert dith.dtype == np.uint8 and dith.shape == ramp.shape
+    assert _runs(plain[0, :, 0]).max() > 200
+    runs = [_runs(dith[r, :, 0]) for r in range(32)]
+    # near an exact code the right output *is* that code for a while; elsewhere codes alternate quickly
+    assert max(r.max() for r in runs) < 128
+    assert np.mean(np.concatenate(runs)) < 5
+    # the local mean follows the ramp: averaging 32 rows x 64 columns
+    mean = dith[:, :, 0].astype(np.float64).reshape(32, 16, 64).mean(axis=(0, 2))
+    target = ramp[0, :, 0].reshape(16, 64).mean(axis=1) * 255
+    assert np.abs(mean - target).max() < 0.15
+
+
+def test_quantize_ranges_and_depths() -> None:
+    x = np.array([[0.0, 1.0, 0.5, -1.0, 2.0, np.nan]], dtype=np.float32)
+    assert quantize(x, 16, "none").tolist() == [[0, 65535, 32768, 0, 65535, 0]]
+    q = quantize(x, 8, "blue-noise")
+    assert q.dtype == np.uint8 and q[0, 0] == 0 and q[0, 1] == 255
+    assert quantize(x, 10, "none").max() == 1023

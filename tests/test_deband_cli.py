@@ -1,0 +1,298 @@
+"""The ``deband`` command line: images, folders, videos, bit depths, refusals and errors."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from src.data.image_io import read_image
+from src.deband import main
+from tests.inference.fixtures import identity_ckpt, make_clip, tiny_ckpt  # noqa: F401 - fixtures
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny images: one thread avoids multi-thread stalls on a busy machine (see tests/inference/conftest.py)."""
+    from src.data.torch_threads import one_torch_thread
+
+    with one_torch_thread():
+        yield
+
+
+@pytest.fixture
+def run(tiny_ckpt, capsys):  # noqa: F811
+    """Call ``main`` in-process with the tiny checkpoint; returns (exit code, stderr)."""
+
+    def call(*argv: str | Path) -> tuple[int, str]:
+        code = main([*map(str, argv), "--checkpoint", str(tiny_ckpt), "--quiet"])
+        return code, capsys.readouterr().err
+
+    return call
+
+
+def _ramp_rgb(h: int = 32, w: int = 96) -> np.ndarray:
+    r = np.linspace(0, 1, w)[None, :]
+    return np.stack([np.repeat(r, h, 0), np.repeat(r[:, ::-1], h, 0), np.full((h, w), 0.5)], axis=2)
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+def _error_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("error:")]
+
+
+# ------------------------------------------------------------------------------------------------ images
+def test_jpeg_to_png(run, tmp_path: Path) -> None:
+    src = tmp_path / "photo.jpg"
+    Image.fromarray((_ramp_rgb() * 255).astype(np.uint8)).save(src, quality=90)
+    code, err = run(src, "-o", tmp_path / "out.png")
+    assert code == 0, err
+    assert "using weights:" in err and "tiny.ckpt" in err
+    with Image.open(tmp_path / "out.png") as im:
+        assert im.mode == "RGB" and im.size == (96, 32)
+    assert _files(tmp_path) == ["out.png", "photo.jpg"]
+
+
+def test_folder_mirrors_structure(run, tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    (src / "sub" / "deeper").mkdir(parents=True)
+    img = Image.fromarray((_ramp_rgb(8, 16) * 255).astype(np.uint8))
+    img.save(src / "a.png")
+    img.save(src / "sub" / "b.jpg")
+    img.save(src / "sub" / "deeper" / "c.webp")
+    (src / "notes.txt").write_text("not an image")
+    code, err = run(src, "-o", tmp_path / "out")
+    assert code == 0, err
+    assert _files(tmp_path / "out") == ["a.png", "sub/b.jpg", "sub/deeper/c.webp"]
+    # --bit-depth 16: JPEG/WebP cannot hold it, so those become PNG
+    code, err = run(src, "-o", tmp_path / "out16", "--bit-depth", "16")
+    assert code == 0, err
+    assert _files(tmp_path / "out16") == ["a.png", "sub/b.png", "sub/deeper/c.png"]
+    assert read_image(tmp_path / "out16" / "sub" / "b.png")[1] == 16
+
+
+def test_16bit_png_stays_16bit(run, tmp_path: Path) -> None:
+    from src.data.image_io import write_image
+
+    src = write_image(tmp_path / "deep.png", _ramp_rgb(16, 300), bit_depth=16)
+    code, err = run(src, "-o", tmp_path / "out.png")
+    assert code == 0, err
+    arr, depth = read_image(tmp_path / "out.png")
+    assert depth == 16
+    codes = np.round(arr * 65535).astype(np.int64)
+    assert len(np.unique(codes[:, :, 0])) > 256  # finer than 8 bits
+
+
+def test_rgba_alpha_and_gray(run, tmp_path: Path) -> None:
+    rgba = np.concatenate([(_ramp_rgb() * 255).astype(np.uint8),
+                           np.random.default_rng(0).integers(0, 256, (32, 96, 1), dtype=np.uint8)], axis=2)
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "a.png")
+    Image.fromarray((_ramp_rgb()[:, :, 0] * 255).astype(np.uint8)).save(tmp_path / "g.png")
+    code, err = run(tmp_path / "a.png", tmp_path / "g.png", "-o", tmp_path / "out")
+    assert code == 0, err
+    with Image.open(tmp_path / "out" / "a.png") as im:
+        assert im.mode == "RGBA" and np.array_equal(np.asarray(im)[:, :, 3], rgba[:, :, 3])
+    with Image.open(tmp_path / "out" / "g.png") as im:
+        assert im.mode == "L"
+
+
+@pytest.mark.parametrize("size", [(1, 1), (7, 1001)])
+def test_odd_sizes(run, tmp_path: Path, size: tuple[int, int]) -> None:
+    Image.fromarray(np.full((*size, 3), 128, np.uint8)).save(tmp_path / "odd.png")
+    code, err = run(tmp_path / "odd.png", "-o", tmp_path / "out.png")
+    assert code == 0, err
+    with Image.open(tmp_path / "out.png") as im:
+        assert im.size == (size[1], size[0])
+
+
+def test_dithered_8bit_output_has_no_long_runs(identity_ckpt, tmp_path: Path, capsys) -> None:  # noqa: F811
+    from src.data.image_io import write_image
+
+    # an identity net, so only the output quantisation differs; ~5 codes over 1024 px
+    ramp = np.tile(np.linspace(0.40, 0.42, 1024)[None, :, None], (32, 1, 3))
+    src = write_image(tmp_path / "ramp.png", ramp, bit_depth=16)
+    common = ["--checkpoint", str(identity_ckpt), "--bit-depth", "8", "-q"]
+    assert main([str(src), "-o", str(tmp_path / "dith.png"), *common]) == 0
+    assert main([str(src), "-o", str(tmp_path / "plain.png"), *common, "--no-dither"]) == 0
+
+    def longest_run(path: Path) -> int:
+        with Image.open(path) as im:
+            assert im.mode == "RGB"  # 8-bit
+            row = np.asarray(im)[16, :, 1].astype(np.int64)
+        edges = np.flatnonzero(np.diff(row)) + 1
+        return int(np.diff(np.concatenate([[0], edges, [len(row)]])).max())
+
+    assert longest_run(tmp_path / "plain.png") > 150
+    assert longest_run(tmp_path / "dith.png") < 100
+
+
+# ------------------------------------------------------------------------------------------------ refusals
+def test_existing_output_and_input_refused(run, tmp_path: Path) -> None:
+    src = tmp_path / "a.png"
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(src)
+    out = tmp_path / "b.png"
+    out.write_bytes(b"keep me")
+    code, err = run(src, "-o", out)
+    assert code == 1 and "--overwrite" in err and out.read_bytes() == b"keep me"
+    code, err = run(src, "-o", out, "--overwrite")
+    assert code == 0 and out.read_bytes() != b"keep me"
+    before = src.read_bytes()
+    code, err = run(src, "-o", src, "--overwrite")
+    assert code == 1 and "input" in err and src.read_bytes() == before
+
+
+@pytest.mark.parametrize("case", ["corrupt", "text_png", "unsupported", "missing", "truncated_video"])
+def test_bad_inputs_one_line_no_partial_files(run, tmp_path: Path, case: str) -> None:
+    out_dir = tmp_path / "out"
+    if case == "corrupt":
+        src = tmp_path / "bad.jpg"
+        data = (Image.fromarray(np.zeros((64, 64, 3), np.uint8)), src)
+        data[0].save(src)
+        src.write_bytes(src.read_bytes()[: len(src.read_bytes()) // 3])
+        dst = out_dir / "bad.png"
+    elif case == "text_png":
+        src = tmp_path / "notes.png"
+        src.write_text("hello, I am text")
+        dst = out_dir / "notes.png"
+    elif case == "unsupported":
+        src = tmp_path / "doc.pdf"
+        src.write_bytes(b"%PDF-1.4")
+        dst = out_dir / "doc.png"
+    elif case == "missing":
+        src = tmp_path / "nope.png"
+        dst = out_dir / "nope.png"
+    else:
+        full = make_clip(tmp_path / "full.mp4", n=24, audio=False, subtitles=False)
+        src = tmp_path / "cut.mp4"
+        src.write_bytes(full.read_bytes()[: full.stat().st_size * 2 // 3])
+        dst = out_dir / "cut.mp4"
+    code, err = run(src, "-o", dst)
+    assert code == 1
+    errors = _error_lines(err)
+    assert len(errors) == 1, err
+    assert "Traceback" not in err
+    assert not out_dir.exists() or _files(out_dir) == []
+
+
+def test_read_only_output_folder(run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = tmp_path / "a.png"
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(src)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    if os.geteuid() == 0:  # root may write anywhere: make the folder look read-only to the permission check
+        import src.inference.atomic as atomic
+
+        real_access = os.access
+        monkeypatch.setattr(atomic.os, "access", lambda p, mode: False if Path(p) == ro else real_access(p, mode))
+    try:
+        code, err = run(src, "-o", ro / "a.png")
+        assert code == 1 and len(_error_lines(err)) == 1 and "permission denied" in err
+        assert list(ro.iterdir()) == []
+    finally:
+        ro.chmod(0o755)
+
+
+def test_folder_run_goes_on_after_a_failure(run, tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(src / "good.png")
+    (src / "bad.png").write_text("not a png")
+    code, err = run(src, "-o", tmp_path / "out")
+    assert code == 1
+    assert _files(tmp_path / "out") == ["good.png"]
+    assert len(_error_lines(err)) == 1 and "bad.png" in err
+
+
+def test_missing_output_folder_is_created(run, tmp_path: Path) -> None:
+    src = tmp_path / "a.png"
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(src)
+    code, err = run(src, "-o", tmp_path / "new" / "deeper" / "a.png")
+    assert code == 0, err and (tmp_path / "new" / "deeper" / "a.png").is_file()
+
+
+# ------------------------------------------------------------------------------------------------ video
+def _packets(path: Path, kind: str) -> list[bytes]:
+    with av.open(str(path)) as c:
+        return [bytes(p) for p in c.demux() if p.stream.type == kind and p.size]
+
+
+def _frame_times(path: Path) -> list[float]:
+    with av.open(str(path)) as c:
+        return [round(float(f.time), 4) for f in c.decode(video=0)]
+
+
+def test_video_keeps_audio_subtitles_frames_and_duration(run, tmp_path: Path) -> None:
+    src = make_clip(tmp_path / "clip.mp4")
+    dst = tmp_path / "clip_debanded.mp4"
+    code, err = run(src, "-o", dst, "--steps", "1")
+    assert code == 0, err
+    assert _packets(dst, "audio") == _packets(src, "audio")  # remuxed, not re-encoded
+    assert [p for p in _packets(dst, "subtitle") if len(p) > 2] == [p for p in _packets(src, "subtitle") if len(p) > 2]
+    assert _frame_times(dst) == _frame_times(src)  # count, rate and timestamps
+    with av.open(str(src)) as a, av.open(str(dst)) as b:
+        assert abs(a.duration - b.duration) < 50_000  # microseconds
+        assert b.metadata.get("title") == "test clip"
+        assert b.streams.video[0].codec_context.name == "h264"
+        assert b.streams.video[0].codec_context.format.name == "yuv420p"
+    assert _files(tmp_path) == ["clip.mp4", "clip_debanded.mp4"]
+
+
+def test_video_part_and_10bit_hevc_mkv(run, tmp_path: Path) -> None:
+    src = make_clip(tmp_path / "clip.mkv")
+    dst = tmp_path / "part.mkv"
+    code, err = run(src, "-o", dst, "--steps", "1", "--start", "0.25", "--duration", "0.5",
+                    "--codec", "libx265", "--video-bit-depth", "10")
+    assert code == 0, err
+    times = _frame_times(dst)
+    assert len(times) == 6 and times[0] == 0.0  # 0.5 s at 12 fps, shifted to start at 0
+    with av.open(str(dst)) as c:
+        v = c.streams.video[0].codec_context
+        assert (v.name, v.format.name) == ("hevc", "yuv420p10le")
+        assert c.streams.audio and c.duration < 700_000
+
+
+def test_video_keeps_display_rotation(run, tmp_path: Path) -> None:
+    src = make_clip(tmp_path / "phone.mp4", n=3, audio=False, subtitles=False, rotation=90)
+    dst = tmp_path / "out.mp4"
+    assert run(src, "-o", dst, "--steps", "1")[0] == 0
+    with av.open(str(dst)) as c:
+        assert next(c.decode(video=0)).rotation == 90
+
+
+# ------------------------------------------------------------------------------------------------ entry points
+def test_console_script_and_module(tiny_ckpt, tmp_path: Path) -> None:  # noqa: F811
+    src = tmp_path / "a.png"
+    Image.fromarray((_ramp_rgb(8, 8) * 255).astype(np.uint8)).save(src)
+    script = shutil.which("deband", path=str(Path(sys.executable).parent)) or shutil.which("deband")
+    cmd = [script] if script else [sys.executable, "-m", "src.deband"]
+    proc = subprocess.run([*cmd, str(src), "-o", str(tmp_path / "b.png"), "--checkpoint", str(tiny_ckpt),
+                           "--threads", "1"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "using weights:" in proc.stderr and (tmp_path / "b.png").is_file()
+    proc = subprocess.run([sys.executable, "-m", "src.deband", str(src), "-o", str(tmp_path / "c.png"),
+                           "--checkpoint", str(tmp_path / "missing.ckpt")],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 1 and proc.stderr.strip().startswith("error: checkpoint not found")
+    assert "Traceback" not in proc.stderr and not (tmp_path / "c.png").exists()
+
+
+def test_help_explains_bit_depth(capsys) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "blue-noise" in out and "16-bit" in out and "--video-bit-depth" in out
