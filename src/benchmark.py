@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from src.benchmark_quality import add_quality_args, run_quality
 from src.utils.errors import ConfigError, DebandError
 
 __all__ = ["main", "SIZES", "SpeedResult", "measure_speed", "PeakRSS"]
@@ -172,8 +173,10 @@ def _run_speed(args: argparse.Namespace) -> int:
 #: name -> (add its arguments to a subparser, run it). Register ``quality`` here.
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "speed": (_add_speed_args, _run_speed),
+    "quality": (add_quality_args, run_quality),
 }
-HELP = {"speed": "inference speed (s/frame, MP/s) and peak memory per size and step count"}
+HELP = {"speed": "inference speed (s/frame, MP/s) and peak memory per size and step count",
+        "quality": "PSNR, smooth PSNR, SSIM, CAMBI and s/1080p frame of each method on held-out photos"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -101,6 +101,9 @@ class UNet(nn.Module):
             smooth-gradient restoration several times cheaper.
         head_init_std: std of the output layer's initial weights under ``residual``.
         sin_w0: frequency of the sin activation, sin(w0 * x).
+        context_blur: Gaussian sigmas (px); a blurred copy of the input per sigma is fed as extra channels.
+            In a flat region the clean image is close to a wide blur of the banded one, so the network only
+            has to learn where to use it instead of rebuilding a wide low-pass filter from scratch.
     """
 
     def __init__(
@@ -119,6 +122,7 @@ class UNet(nn.Module):
         unshuffle: int = 1,
         head_init_std: float = 1e-3,
         sin_w0: float = 1.0,
+        context_blur: list[float] | None = None,
     ) -> None:
         super().__init__()
         if width < 1 or depth < 0 or blocks_per_level < 1:
@@ -135,11 +139,15 @@ class UNet(nn.Module):
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.unshuffle = unshuffle
+        self.context_blur = [float(x) for x in (context_blur or [])]
+        if any(x <= 0 for x in self.context_blur):
+            raise ConfigError(f"model.net.context_blur sigmas must be > 0, got {self.context_blur}")
+        n_in = in_channels * (1 + len(self.context_blur))
         chans = [width * m for m in mult]
 
         self.t_dim = t_dim
         self.t_mlp = nn.Sequential(nn.Linear(t_dim, t_dim * 2), nn.SiLU(), nn.Linear(t_dim * 2, t_dim))
-        self.stem = nn.Conv2d(in_channels * unshuffle**2, chans[0], 3, padding=1)
+        self.stem = nn.Conv2d(n_in * unshuffle**2, chans[0], 3, padding=1)
 
         self.down = nn.ModuleList()
         self.downsample = nn.ModuleList()
@@ -181,7 +189,7 @@ class UNet(nn.Module):
         if t.ndim == 0:
             t = t.expand(b)
         temb = self.t_mlp(timestep_embedding(t, self.t_dim).to(x.dtype))
-        xp = _pad_to_multiple(x, self.unshuffle * 2**self.depth)
+        xp = _pad_to_multiple(self._with_context(x), self.unshuffle * 2**self.depth)
         if self.unshuffle > 1:
             xp = F.pixel_unshuffle(xp, self.unshuffle)
 
@@ -207,6 +215,20 @@ class UNet(nn.Module):
         if self.residual and self.out_channels == self.in_channels:
             out = out + x
         return out
+
+
+    def _with_context(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.context_blur:
+            return x
+        import kornia
+
+        feats = [x]
+        for sigma in self.context_blur:
+            k = 2 * int(3 * sigma) + 1
+            # reflect padding needs the image to be larger than the kernel's half-width
+            border = "reflect" if min(x.shape[-2:]) > k // 2 else "replicate"
+            feats.append(kornia.filters.gaussian_blur2d(x, (k, k), (sigma, sigma), border_type=border))
+        return torch.cat(feats, dim=1)
 
 
 def _groups(c: int) -> int:

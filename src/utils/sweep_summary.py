@@ -45,11 +45,14 @@ def summarize(sweep_dir: str | os.PathLike) -> list[dict[str, Any]]:
     jobs = sorted(sweep.glob(f"*/{METRICS_FILE}"), key=lambda p: (len(p.parent.name), p.parent.name))
     rows: list[dict[str, Any]] = []
     metric, mode = None, "max"
-    for path in jobs:
-        data = json.loads(path.read_text())
+    loaded = [json.loads(p.read_text()) for p in jobs]
+    # show what differs between jobs; the overrides they all share would only bury it
+    shared = set.intersection(*(set(d["overrides"]) for d in loaded)) if len(loaded) > 1 else set()
+    for path, data in zip(jobs, loaded):
         metric = metric or data.get("optimized_metric")
         mode = data.get("mode", mode)
-        row: dict[str, Any] = {"job": path.parent.name, "overrides": " ".join(data["overrides"])}
+        row: dict[str, Any] = {"job": path.parent.name,
+                               "overrides": " ".join(o for o in data["overrides"] if o not in shared)}
         row.update({k: v for k, v in data["metrics"].items() if k in SHOWN or k == data.get("optimized_metric")})
         rows.append(row)
     if not rows:
@@ -75,7 +78,8 @@ def summarize(sweep_dir: str | os.PathLike) -> list[dict[str, Any]]:
     def fmt(v: Any) -> str:
         return f"{v:.4f}" if isinstance(v, float) else str(v)
 
-    lines = [f"Sweep {sweep}: {len(rows)} jobs, best first by {metric} ({mode})", "",
+    lines = [f"Sweep {sweep}: {len(rows)} jobs, best first by {metric} ({mode})",
+             f"Shared by all jobs: {' '.join(sorted(shared)) or '-'}", "",
              "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
     md = "\n".join(lines) + "\n"
@@ -90,8 +94,18 @@ def summarize(sweep_dir: str | os.PathLike) -> list[dict[str, Any]]:
 class SweepSummary(Callback):
     """Registered in ``conf/hydra/default.yaml``; runs once in the launching process after all jobs."""
 
+    def __init__(self) -> None:
+        self.sweep_dir: str | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from hydra.core.hydra_config import HydraConfig
+
+        # resolve the folder now, as the launcher does: ${hydra:...} needs HydraConfig, ${now:} is cached
+        HydraConfig.instance().set_config(config)
+        self.sweep_dir = str(config.hydra.sweep.dir)
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         try:
-            summarize(config.hydra.sweep.dir)
+            summarize(self.sweep_dir or config.hydra.sweep.dir)
         except Exception as exc:  # noqa: BLE001 - a summary failure must not hide the jobs' own results
             log.warning("could not write the sweep summary: %s", exc)
