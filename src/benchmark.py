@@ -1,8 +1,8 @@
-"""Benchmarks: ``python -m src.benchmark speed [--checkpoint PATH] [--steps 1,2,4] [--sizes 720p,1080p,4k]``.
+"""Benchmarks: ``python -m src.benchmark speed|quality ...``.
 
-Subcommands are registered in :data:`COMMANDS` (name -> (add_arguments, run)); ``speed`` measures
-inference throughput and memory. A ``quality`` subcommand (metrics on a test set) is meant to be added
-the same way: write ``_add_quality_args(parser)`` and ``_run_quality(args) -> int`` and register them.
+Subcommands are registered in :data:`COMMANDS` (name -> (add_arguments, run)): ``speed`` measures inference
+throughput and memory (``--checkpoint PATH --steps 1,2,4 --sizes 720p,1080p,4k``); ``quality`` scores methods
+on held-out photos per degradation (:mod:`src.benchmark_quality`).
 """
 
 from __future__ import annotations
@@ -170,7 +170,7 @@ def _run_speed(args: argparse.Namespace) -> int:
     return 0
 
 
-#: name -> (add its arguments to a subparser, run it). Register ``quality`` here.
+#: name -> (add its arguments to a subparser, run it)
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "speed": (_add_speed_args, _run_speed),
     "quality": (add_quality_args, run_quality),

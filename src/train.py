@@ -7,6 +7,7 @@ fits, tests the best checkpoint, prints the final metrics and returns ``optimize
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,9 @@ from src.utils.hydra_utils import (finish_wandb, instantiate_dict, one_line_erro
 from src.utils.sweep_summary import write_job_metrics
 
 log = logging.getLogger(__name__)
+
+# the EMA copy of the network is meant to stay in eval mode; Lightning's warning about it is noise
+warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
 
 
 def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:

@@ -563,19 +563,41 @@ def cambi(
     return (score, heat) if return_heatmap else score
 
 
-def rgb_to_luma_codes(rgb: Tensor, bit_depth: int = 8) -> Tensor:
+LUMA_METHODS = ("exact", "ffmpeg")
+
+
+def rgb_to_luma_codes(rgb: Tensor, bit_depth: int = 8, method: str = "exact") -> Tensor:
     """BT.709 limited-range luma codes: Y = round(16*2^(b-8) + 219*2^(b-8) * (0.2126 R + 0.7152 G + 0.0722 B)).
 
-    rgb: (3, H, W) or (B, 3, H, W) float in [0, 1] -> (H, W) or (B, H, W) int64. Rounds half to even
-    (matches the reference's ``default_8bit_exact``; ffmpeg's fixed-point swscale differs by 1 code on
-    some pixels).
+    rgb: (3, H, W) or (B, 3, H, W) float in [0, 1] -> (H, W) or (B, H, W) int64.
+    ``method="exact"`` rounds half to even (the reference's ``default_8bit_exact``). ``method="ffmpeg"``
+    (8 bits only) reproduces ffmpeg swscale's fixed-point path (``rgb24ToY_c``: 15-bit coefficients, an
+    8.6 fixed-point intermediate, then rounding), which the reference's default pipeline used: on the
+    shared vectors it gives their y8 planes exactly, pixel for pixel. RGB is taken as 8-bit codes first.
     """
     if rgb.ndim not in (3, 4) or rgb.shape[-3] != 3:
         raise ValueError(f"rgb_to_luma_codes: expected (3, H, W) or (B, 3, H, W), got {tuple(rgb.shape)}")
+    if method not in LUMA_METHODS:
+        raise ValueError(f"rgb_to_luma_codes: method must be one of {LUMA_METHODS}, got {method!r}")
+    if method == "ffmpeg":
+        if bit_depth != 8:
+            raise ValueError("rgb_to_luma_codes: method='ffmpeg' is only defined for 8-bit output")
+        return _ffmpeg_luma8(rgb)
     x = rgb.to(torch.float64).clamp(0, 1)
     luma = 0.2126 * x[..., 0, :, :] + 0.7152 * x[..., 1, :, :] + 0.0722 * x[..., 2, :, :]
     scale = float(1 << (bit_depth - 8)) if bit_depth >= 8 else 2.0 ** (bit_depth - 8)
     return torch.round(16 * scale + 219 * scale * luma).to(torch.int64)
+
+
+def _ffmpeg_luma8(rgb: Tensor) -> Tensor:
+    """swscale's BT.709 tv-range RGB24 -> Y (accurate_rnd, bitexact), in integer arithmetic."""
+    shift = 15
+    codes = torch.round(rgb.to(torch.float64).clamp(0, 1) * 255).to(torch.int64)
+    coef = [int(round(k * 219 / 255 * (1 << shift))) for k in (0.2126, 0.7152, 0.0722)]
+    acc = coef[0] * codes[..., 0, :, :] + coef[1] * codes[..., 1, :, :] + coef[2] * codes[..., 2, :, :]
+    # 16 << 15 is the tv-range offset; the extra term rounds into the 8.6 fixed-point intermediate
+    y14 = (acc + (32 << (shift - 1)) + (1 << (shift - 7))) >> (shift - 6)
+    return ((y14 + 32) >> 6).clamp(0, 255)
 
 
 def cambi_rgb(rgb: Tensor, reference: Tensor | None = None, **kw) -> Tensor:
@@ -663,13 +685,16 @@ def _expand_paths(paths: Iterable[str]) -> list[tuple[Path, str | None]]:
     return out
 
 
-def load_luma_codes(path: Path, bit_depth: int = 8, raw_luma: bool = False) -> tuple[Tensor, int]:
+def load_luma_codes(path: Path, bit_depth: int = 8, raw_luma: bool = False,
+                    method: str = "ffmpeg") -> tuple[Tensor, int]:
     """Read an image as (H, W) luma codes; returns (codes, bit depth of the codes).
 
-    RGB: BT.709 limited range via ``rgb_to_luma_codes``. Gray (L, I;16, I): Y' = gray / max, then the same
-    limited-range mapping (like the reference's ``default_8bit_exact``); with ``raw_luma`` gray values are
-    used as codes unchanged (8 bits for L, ``bit_depth`` for 16-bit PNGs).
+    RGB: BT.709 limited range via ``rgb_to_luma_codes`` (``method``: ``ffmpeg`` as the shared reference's
+    default pipeline converts 8-bit images, or ``exact``; above 8 bits always ``exact``). Gray (L, I;16, I):
+    Y' = gray / max, then the same limited-range mapping; with ``raw_luma`` gray values are used as codes
+    unchanged (8 bits for L, ``bit_depth`` for 16-bit PNGs).
     """
+    method = method if bit_depth == 8 else "exact"
     import numpy as np
     from PIL import Image
 
@@ -682,9 +707,9 @@ def load_luma_codes(path: Path, bit_depth: int = 8, raw_luma: bool = False) -> t
                 bits = 8 if im.mode == "L" else bit_depth
                 return torch.from_numpy(arr), bits
             gray = torch.from_numpy(arr).double() / ((1 << in_bits) - 1)
-            return rgb_to_luma_codes(gray.expand(3, *gray.shape), bit_depth), bit_depth
+            return rgb_to_luma_codes(gray.expand(3, *gray.shape), bit_depth, method), bit_depth
         rgb = np.asarray(im.convert("RGB")).astype(np.float64) / 255.0
-    return rgb_to_luma_codes(torch.from_numpy(rgb).permute(2, 0, 1), bit_depth), bit_depth
+    return rgb_to_luma_codes(torch.from_numpy(rgb).permute(2, 0, 1), bit_depth, method), bit_depth
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -699,6 +724,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--topk", type=float, default=0.6)
     parser.add_argument("--raw-luma", action="store_true", help="take gray images as luma codes, without range mapping")
     parser.add_argument("--strict", action="store_true", help="fail on frames below libvmaf's minimum size")
+    parser.add_argument("--luma", choices=LUMA_METHODS, default="ffmpeg",
+                        help="RGB -> luma at 8 bits: 'ffmpeg' (default) reproduces ffmpeg's fixed-point conversion "
+                             "that libvmaf users feed CAMBI; 'exact' rounds the real-valued BT.709 luma")
     args = parser.parse_args(argv)
 
     failed = False
@@ -706,7 +734,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for path, error in _expand_paths(args.paths):
             if error is None:
                 try:
-                    codes, bits = load_luma_codes(path, args.bit_depth, args.raw_luma)
+                    codes, bits = load_luma_codes(path, args.bit_depth, args.raw_luma, args.luma)
                     score = cambi(
                         codes,
                         bit_depth=bits,

@@ -119,6 +119,17 @@ def test_rgb_pipeline_close_to_ffmpeg(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_default_pipeline_with_ffmpeg_luma(name: str) -> None:
+    """The default pipeline end to end: PNG -> ffmpeg-exact luma -> CAMBI, against libvmaf, every vector."""
+    codes = rgb_to_luma_codes(_rgb(name), method="ffmpeg")
+    y8 = torch.from_numpy(np.array(Image.open(REF_DIR / "yplanes" / name.replace(".png", ".y8.png"))).astype(np.int64))
+    assert torch.equal(codes, y8)  # the very plane libvmaf saw
+    for config, mlc in (("default_8bit_ffmpeg", 2), ("mlc5_8bit_ffmpeg", 5)):
+        ours, ref = cambi(codes, max_log_contrast=mlc), REF[name][config]
+        assert _close(ours, ref, 0.02, 0.01), (config, ours, ref)
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_rgb_pipeline_mlc5_close_to_ffmpeg(name: str) -> None:
     ours, ref = cambi(rgb_to_luma_codes(_rgb(name)), max_log_contrast=5), REF[name]["mlc5_8bit_ffmpeg"]
     assert _close(ours, ref, 0.05, 0.05), (ours, ref)
