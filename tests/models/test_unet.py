@@ -64,3 +64,13 @@ def test_size_report():
 def test_bad_config(kwargs):
     with pytest.raises(ConfigError):
         UNet(**kwargs)
+
+
+def test_context_blur_and_sin_frequency_options():
+    net = UNet(width=8, depth=1, context_blur=[1.5, 4.0], sin_w0=2.0, residual=False)
+    assert net.stem.in_channels == 9  # the image and two blurred copies
+    for shape in [(1, 3, 1, 1), (2, 3, 21, 34)]:
+        assert net(torch.rand(*shape), torch.rand(shape[0])).shape == shape
+    assert net.down[0][0].act.w0 == 2.0
+    with pytest.raises(ConfigError):
+        UNet(context_blur=[0.0])
