@@ -188,35 +188,36 @@ def _model_method(label: str, debander: Debander) -> Method:
                   lambda x: debander.deband_batch(x, steps=None), steps=steps)
 
 
+def _load_model_method(label: str, path: str, device: str | None, dtype: str | None, notes: list[str],
+                       describe: list[str], schedule_steps: bool = False) -> list[Method]:
+    """``[the model's Method]``, or ``[]`` with a note when its weights do not load."""
+    from src.inference.debander import Debander
+
+    try:
+        d = Debander.from_checkpoint(path, device=device, dtype=dtype)
+    except DataError as e:
+        notes.append(f"{label}: skipped ({e})")
+        return []
+    if schedule_steps:
+        d.weights = replace(d.weights, deband_steps=None)
+    describe.append(f"{label}: {d.describe()}")
+    return [_model_method(label, d)]
+
+
 def build_methods(checkpoint: str | None, recipe: str | None, device: str | None, dtype: str | None,
                   notes: list[str], describe: list[str]) -> list[Method]:
     """Input, the ffmpeg filters, and the models whose weights load; skipped ones get a line in ``notes``."""
-    from src.inference.debander import Debander
-
     methods = [Method("input (banded)", lambda x: x, timed=False), _filter_method("deband"),
                _filter_method("gradfun")]
     if recipe is None:
         notes.append("recipe: skipped (pass --recipe PATH to an `experiment=fft_indi` checkpoint)")
     else:
-        try:
-            d = Debander.from_checkpoint(recipe, device=device, dtype=dtype)
-        except DataError as e:
-            notes.append(f"recipe: skipped ({e})")
-        else:
-            # the recipe runs its training schedule (typically 30 steps), not a shorter deband_steps
-            d.weights = replace(d.weights, deband_steps=None)
-            describe.append(f"recipe: {d.describe()}")
-            methods.append(_model_method("recipe", d))
+        # the recipe runs its training schedule (typically 30 steps), not a shorter deband_steps
+        methods += _load_model_method("recipe", recipe, device, dtype, notes, describe, schedule_steps=True)
     if checkpoint is None:
         notes.append("default model: skipped (--checkpoint none)")
     else:
-        try:
-            d = Debander.from_checkpoint(checkpoint, device=device, dtype=dtype)
-        except DataError as e:
-            notes.append(f"default model: skipped ({e})")
-        else:
-            describe.append(f"default model: {d.describe()}")
-            methods.append(_model_method("default model", d))
+        methods += _load_model_method("default model", checkpoint, device, dtype, notes, describe)
     return methods
 
 

@@ -26,19 +26,9 @@ from src.data.sources import (
     val_names,
 )
 from src.utils.errors import ConfigError
+from src.utils.hydra_utils import to_plain
 
 __all__ = ["BandingDataModule"]
-
-
-def _plain(value: Any) -> Any:
-    """DictConfig/ListConfig -> plain containers (resolved); anything else unchanged."""
-    try:
-        from omegaconf import DictConfig, ListConfig, OmegaConf
-    except ImportError:  # pragma: no cover - omegaconf is a dependency
-        return value
-    if isinstance(value, (DictConfig, ListConfig)):
-        return OmegaConf.to_container(value, resolve=True)
-    return value
 
 
 def _int(name: str, value: Any, minimum: int) -> int:
@@ -57,7 +47,7 @@ def _number(name: str, value: Any, lo: float, hi: float, hi_open: bool = False) 
 
 def _pair_spec(name: str, spec: Any) -> dict[str, str] | None:
     """Validate ``{banded_dir, clean_dir}`` / ``{csv}`` / ``{root}`` specs (``root`` only for test)."""
-    spec = _plain(spec)
+    spec = to_plain(spec)
     if spec is None:
         return None
     if not isinstance(spec, Mapping):
@@ -120,7 +110,7 @@ class BandingDataModule(L.LightningDataModule):
             raise ConfigError("data=folder needs a folder of clean photos: add data.root=/path/to/photos")
         paired = _pair_spec("paired", paired)
         test = _pair_spec("test", test)
-        degradation = _plain(degradation)
+        degradation = to_plain(degradation)
         if root is not None and paired is not None:
             raise ConfigError("set either data.root (clean images) or data.paired (existing pairs), not both")
         if root is not None and (not isinstance(root, str) or not root.strip()):

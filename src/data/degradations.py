@@ -22,6 +22,7 @@ from kornia.color import rgb_to_ycbcr, ycbcr_to_rgb
 from PIL import Image
 
 from src.utils.errors import ConfigError
+from src.utils.hydra_utils import to_plain
 
 __all__ = [
     "quantize",
@@ -170,7 +171,7 @@ class Degradation:
         ``cfg=None`` gives :data:`DEFAULT_DEGRADATION`. A stage that is missing or ``null`` is off;
         keys missing inside a stage take the dataclass defaults. Bad values raise ConfigError.
         """
-        cfg = _plain(DEFAULT_DEGRADATION if cfg is None else cfg)
+        cfg = to_plain(DEFAULT_DEGRADATION if cfg is None else cfg)
         if not isinstance(cfg, Mapping):
             raise ConfigError(f"degradation must be a mapping of stages, got {type(cfg).__name__}")
         unknown = set(cfg) - {"bit_depth", "jpeg", "noise"}
@@ -236,19 +237,8 @@ class Degradation:
 # Parsing helpers
 
 
-def _plain(cfg: Any) -> Any:
-    """DictConfig/ListConfig -> plain containers; anything else unchanged."""
-    try:
-        from omegaconf import DictConfig, ListConfig, OmegaConf
-    except ImportError:  # pragma: no cover - omegaconf is a dependency
-        return cfg
-    if isinstance(cfg, (DictConfig, ListConfig)):
-        return OmegaConf.to_container(cfg, resolve=True)
-    return cfg
-
-
 def _stage(name: str, cfg: Any, allowed: set[str]) -> dict[str, Any] | None:
-    cfg = _plain(cfg)
+    cfg = to_plain(cfg)
     if cfg is None or cfg is False:
         return None
     if not isinstance(cfg, Mapping):

@@ -11,7 +11,6 @@ from typing import Any
 import hydra
 import torch
 from lightning import LightningModule
-from omegaconf import DictConfig, OmegaConf
 from torchmetrics import MeanMetric, MetricCollection
 
 from src.metrics.collection import METRICS, restoration_metrics
@@ -20,15 +19,9 @@ from src.models.indi import INDISchedule
 from src.models.unet import count_parameters, macs_per_pixel
 from src.utils.errors import ConfigError, DataError
 from src.utils.images import log_image_grid, make_grid
+from src.utils.hydra_utils import to_plain
 
 log = logging.getLogger(__name__)
-
-
-def _plain(cfg: Any) -> Any:
-    """DictConfig -> plain containers, so hyperparameters pickle and load without Hydra's resolvers."""
-    if isinstance(cfg, DictConfig):
-        return OmegaConf.to_container(cfg, resolve=True)
-    return cfg
 
 
 class INDIModule(LightningModule):
@@ -67,11 +60,11 @@ class INDIModule(LightningModule):
         if scheduler_interval not in ("epoch", "step"):
             raise ConfigError(f"model.scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}")
         self.save_hyperparameters({
-            "net": _plain(net),
-            "indi": _plain(indi) or {},
-            "loss": _plain(loss) or {"_target_": "src.models.losses.DebandLoss"},
-            "optimizer": _plain(optimizer) or {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 1e-3},
-            "scheduler": _plain(scheduler),
+            "net": to_plain(net),
+            "indi": to_plain(indi) or {},
+            "loss": to_plain(loss) or {"_target_": "src.models.losses.DebandLoss"},
+            "optimizer": to_plain(optimizer) or {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 1e-3},
+            "scheduler": to_plain(scheduler),
             "scheduler_interval": scheduler_interval,
             "ema_decay": ema_decay,
             "log_images_every_n_epochs": log_images_every_n_epochs,
