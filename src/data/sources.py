@@ -320,6 +320,117 @@ def _noise_field(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return base + (n - 0.5) * amp
 
 
+def _segment_distance(h: int, w: int, segs: np.ndarray, reach: float) -> np.ndarray:
+    """Distance (px) from every pixel of an ``(h, w)`` grid to the nearest of ``segs`` ``(N, 4)`` =
+    (y0, x0, y1, x1), exact up to ``reach`` px (each segment only updates its bounding box, so many short
+    segments stay cheap); farther pixels read ``reach``."""
+    best = np.full((h, w), reach, np.float32)
+    for y0, x0, y1, x1 in segs:
+        ya, yb = int(max(0, np.floor(min(y0, y1) - reach))), int(min(h, np.ceil(max(y0, y1) + reach) + 1))
+        xa, xb = int(max(0, np.floor(min(x0, x1) - reach))), int(min(w, np.ceil(max(x0, x1) + reach) + 1))
+        if ya >= yb or xa >= xb:
+            continue
+        py = np.arange(ya, yb, dtype=np.float32)[:, None]
+        px = np.arange(xa, xb, dtype=np.float32)[None, :]
+        dy, dx = y1 - y0, x1 - x0
+        u = np.clip(((py - y0) * dy + (px - x0) * dx) / max(dy * dy + dx * dx, 1e-6), 0.0, 1.0)
+        d = np.hypot(py - y0 - u * dy, px - x0 - u * dx)
+        np.minimum(best[ya:yb, xa:xb], d, out=best[ya:yb, xa:xb])
+    return best
+
+
+def _paint(img: np.ndarray, mask: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    return img * (1.0 - mask[..., None]) + colour * mask[..., None]
+
+
+def _stroke_colour(rng: np.random.Generator) -> np.ndarray:
+    """Mostly dark silhouettes, sometimes bright (lit wires, white masts)."""
+    if rng.random() < 0.75:
+        return _color(rng, s=(0.0, 0.5), v=(0.02, 0.3))
+    return _color(rng, s=(0.0, 0.3), v=(0.8, 1.0))
+
+
+def _stroke(img: np.ndarray, segs: list, width: float, colour: np.ndarray) -> np.ndarray:
+    """Paint antialiased strokes ``width`` px wide along ``segs`` ((y0, x0, y1, x1) each) in ``colour``."""
+    d = _segment_distance(img.shape[0], img.shape[1], np.asarray(segs, np.float32), width / 2.0 + 1.0)
+    return _paint(img, np.clip(width / 2.0 - d + 0.5, 0.0, 1.0), colour)
+
+
+def _wires(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
+    """Power lines: a few long, slightly sagging thin curves across the frame."""
+    h, w = img.shape[:2]
+    segs = []
+    for _ in range(int(rng.integers(1, 5))):
+        y0, y1, sag = rng.uniform(0, h), rng.uniform(0, h), rng.uniform(0, 0.15 * h)
+        xs = np.linspace(-5, w + 5, 17)
+        ys = y0 + (y1 - y0) * xs / w + sag * (1 - (2 * xs / w - 1) ** 2)
+        segs += [(ys[i], xs[i], ys[i + 1], xs[i + 1]) for i in range(len(xs) - 1)]
+    return _stroke(img, segs, rng.uniform(0.8, 3.5), _stroke_colour(rng))
+
+
+def _mast(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
+    """A lattice tower: two tapering legs joined by zig-zag braces, as on masts and cranes."""
+    h, w = img.shape[:2]
+    cx, half_bottom = rng.uniform(0.1, 0.9) * w, rng.uniform(0.04, 0.15) * w
+    top, half_top = rng.uniform(-0.2, 0.5) * h, half_bottom * rng.uniform(0.2, 0.8)
+    n = int(rng.integers(5, 16))
+    ys = np.linspace(top, h + 5, n + 1)
+    half = half_top + (half_bottom - half_top) * (ys - top) / max(h + 5 - top, 1.0)
+    left, right = cx - half, cx + half
+    segs = [(ys[0], left[0], ys[-1], left[-1]), (ys[0], right[0], ys[-1], right[-1])]
+    for i in range(n):
+        segs += [(ys[i], left[i], ys[i + 1], right[i + 1]), (ys[i], right[i], ys[i + 1], left[i + 1]),
+                 (ys[i], left[i], ys[i], right[i])]
+    return _stroke(img, segs, rng.uniform(1.0, 3.0), _stroke_colour(rng))
+
+
+def _branches(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
+    """Bare tree branches: a random recursive fork from one edge, thinning as it goes."""
+    h, w = img.shape[:2]
+    stack = [(h + 2.0, rng.uniform(0, w), -np.pi / 2 + rng.uniform(-0.4, 0.4), rng.uniform(0.25, 0.5) * h,
+              rng.uniform(3.0, 7.0), 0)]
+    groups: dict[float, list] = {}
+    while stack:
+        y, x, ang, length, width, depth = stack.pop()
+        y1, x1 = y + np.sin(ang) * length, x + np.cos(ang) * length
+        groups.setdefault(round(width, 1), []).append((y, x, y1, x1))
+        if depth < 5 and width > 0.9:
+            for _ in range(int(rng.integers(2, 4))):
+                stack.append((y1, x1, ang + rng.uniform(-0.8, 0.8), length * rng.uniform(0.5, 0.8),
+                              width * 0.65, depth + 1))
+    colour = _stroke_colour(rng)
+    for width, segs in groups.items():
+        img = _stroke(img, segs, width, colour)
+    return img
+
+
+def _skyline(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
+    """Hard-edged buildings along the bottom, with a textured (noisy, windowed) fill."""
+    h, w = img.shape[:2]
+    py, px = np.arange(h, dtype=np.float32)[:, None], np.arange(w, dtype=np.float32)[None, :]
+    base = _color(rng, s=(0.0, 0.4), v=(0.05, 0.45))
+    x = -rng.uniform(0, 40)
+    out = img
+    while x < w:
+        bw, top = rng.uniform(0.06, 0.25) * w, rng.uniform(0.45, 0.9) * h
+        inside = (px >= x) & (px < x + bw) & (py >= top)
+        tex = rng.uniform(-1, 1, (h, w)).astype(np.float32) * rng.uniform(0.02, 0.12)
+        fill = np.clip(_near(rng, base, 0.1)[None, None, :] + tex[..., None], 0.0, 1.0)
+        out = np.where(inside[..., None], fill, out)
+        x += bw
+    return out
+
+
+def _sky_structures(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """A smooth sky or gradient behind sharp, thin structures (wires, masts, branches, rooftops): the
+    scenes where banding shows most, and where a debander must smooth right up to an edge and not across it."""
+    img = _sky(rng, h, w) if rng.random() < 0.7 else _linear(rng, h, w)
+    painters = [_wires, _mast, _branches, _skyline]
+    for k in rng.permutation(len(painters))[: int(rng.integers(1, 3))]:
+        img = painters[k](rng, img)
+    return img
+
+
 def _vignette(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
     h, w = img.shape[:2]
     y, x = _grid(h, w)
@@ -334,6 +445,8 @@ _GENERATORS: tuple[Callable[[np.random.Generator, int, int], np.ndarray], ...] =
     _sky,  # skies are the classic banding case: weight them double
     _soft_shapes,
     _noise_field,
+    _sky_structures,
+    _sky_structures,  # thin structures against the sky: the case where blurring across an edge costs most
 )
 _SIZES = ((320, 480), (384, 384), (480, 320), (288, 512), (352, 448))
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
-from collections.abc import Mapping
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,9 @@ class INDIModule(LightningModule):
         indi: kwargs of :class:`~src.models.indi.INDISchedule`.
         loss: Hydra config of the loss, e.g. ``src.models.losses.DebandLoss``.
         optimizer: Hydra config with ``_partial_: true``; called with the parameters.
-        scheduler: optional Hydra config with ``_partial_: true``; called with the optimizer.
+        scheduler: optional Hydra config with ``_partial_: true``; called with the optimizer (and with
+            ``total_steps`` = the trainer's estimated number of optimizer steps when it takes one and the config
+            does not set it, as :func:`~src.models.lr_schedule.warmup_cosine` does).
         scheduler_interval: ``epoch`` or ``step``.
         ema_decay: decay of the weight EMA used for validation, testing and inference (0 disables it).
         log_images_every_n_epochs: how often validation saves/logs a (banded | restored | clean) grid.
@@ -103,12 +106,15 @@ class INDIModule(LightningModule):
                 f"{macs_per_pixel(self.net) / 1e3:.1f} kMAC per pixel per step; {self.schedule}")
 
     # ------------------------------------------------------------------ training
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Sample t, build x_t, predict the clean image and take the loss: ``(total, {term: value})``."""
         clean, banded = batch["clean"], batch["banded"]
         t = self.schedule.sample_t(clean.shape[0], device=clean.device)
         x_t = self.schedule.train_pair(clean, banded, t)
-        pred = self.net(x_t, t)
-        loss, parts = self.loss_fn(pred, clean)
+        return self.loss_fn(self.net(x_t, t), clean, reference=banded)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss, parts = self.training_loss(batch)
         self.train_loss(loss.detach())
         self.log("train/loss", self.train_loss, on_step=True, on_epoch=True, prog_bar=True)
         if len(parts) > 1:
@@ -168,7 +174,11 @@ class INDIModule(LightningModule):
         optimizer = hydra.utils.instantiate(self.hparams.optimizer)(params=self.net.parameters())
         if not self.hparams.scheduler:
             return optimizer
-        scheduler = hydra.utils.instantiate(self.hparams.scheduler)(optimizer=optimizer)
+        factory = hydra.utils.instantiate(self.hparams.scheduler)
+        kwargs = {}
+        if "total_steps" not in self.hparams.scheduler and "total_steps" in inspect.signature(factory).parameters:
+            kwargs["total_steps"] = max(1, int(self.trainer.estimated_stepping_batches))
+        scheduler = factory(optimizer=optimizer, **kwargs)
         return {"optimizer": optimizer,
                 "lr_scheduler": {"scheduler": scheduler, "interval": self.hparams.scheduler_interval}}
 

@@ -1,6 +1,7 @@
 """Losses for debanding: the 2D-FFT loss with frequency weighting, pixel losses, SSIM, and their weighted sum.
 
-All take ``pred`` and ``target`` ``(B, C, H, W)`` in [0, 1] and return a scalar.
+All take ``pred`` and ``target`` ``(B, C, H, W)`` in [0, 1] and return a scalar; ``per_sample`` returns
+one value per image ``(B,)``.
 """
 
 from __future__ import annotations
@@ -46,20 +47,21 @@ class FFTLoss(nn.Module):
         self.freq_weighting = freq_weighting
         self.alpha = float(alpha)
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def per_sample(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         # FFT in float32: bfloat16/half FFTs are unsupported or inaccurate on CPU
         diff = torch.fft.fft2((pred - target).float(), norm="ortho")
         dist = diff.real.abs() + diff.imag.abs()
-        if self.freq_weighting == "none":
-            return dist.mean()
         if self.freq_weighting == "radial":
             f = radial_frequency(*pred.shape[-2:], device=pred.device)
             wgt = (f / f.max().clamp_min(1e-12)) ** self.alpha
-            wgt = wgt / wgt.mean().clamp_min(1e-12)
-        else:
+            dist = dist * (wgt / wgt.mean().clamp_min(1e-12))
+        elif self.freq_weighting == "focal":
             mag = diff.abs().detach()
-            wgt = (mag / mag.flatten(-2).amax(-1)[..., None, None].clamp_min(1e-12)) ** self.alpha
-        return (wgt * dist).mean()
+            dist = dist * (mag / mag.flatten(-2).amax(-1)[..., None, None].clamp_min(1e-12)) ** self.alpha
+        return dist.flatten(1).mean(1)
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.per_sample(pred, target).mean()
 
 
 class CharbonnierLoss(nn.Module):
@@ -69,8 +71,26 @@ class CharbonnierLoss(nn.Module):
         super().__init__()
         self.eps = eps
 
+    def per_sample(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return torch.sqrt((pred - target) ** 2 + self.eps**2).flatten(1).mean(1)
+
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return torch.sqrt((pred - target) ** 2 + self.eps**2).mean()
+        return self.per_sample(pred, target).mean()
+
+
+class PixelLoss(nn.Module):
+    """Mean |pred - target|^p: p = 1 (L1) or 2 (L2)."""
+
+    def __init__(self, p: int = 1) -> None:
+        super().__init__()
+        self.p = p
+
+    def per_sample(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        d = (pred - target).abs()
+        return (d if self.p == 1 else d * d).flatten(1).mean(1)
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.per_sample(pred, target).mean()
 
 
 class SSIMLoss(nn.Module):
@@ -80,23 +100,40 @@ class SSIMLoss(nn.Module):
         super().__init__()
         self.window_size = window_size
 
+    def per_sample(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        ssim = kornia.metrics.ssim(pred.float(), target.float(), self.window_size)
+        return (1.0 - ssim).flatten(1).mean(1)
+
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        # kornia's SSIMLoss is (1 - SSIM) / 2
-        return 2.0 * kornia.losses.ssim_loss(pred.float(), target.float(), self.window_size)
+        return self.per_sample(pred, target).mean()
 
 
 TERMS = ("fft", "l1", "l2", "charbonnier", "ssim")
+NORMALIZE = ("none", "input")
 
 
 class DebandLoss(nn.Module):
     """A weighted sum of loss terms from config, e.g. ``weights={"fft": 1.0, "l1": 0.5}``.
 
-    ``forward`` returns ``(total, {term: value})`` so each term can be logged.
+    ``forward(pred, target, reference=None)`` returns ``(total, {term: value})`` so each term can be logged.
+
+    ``normalize="input"`` divides each image's loss by the same loss of ``reference`` (the banded input)
+    plus ``normalize_eps``: every image then counts by how much of *its own* degradation is removed. Plain
+    losses are dominated by the most degraded images (4 bits, textures whose quantization error cannot be
+    undone), while mean PSNR, what validation reports, is a log scale on which a lightly banded image
+    (6 bits, 47 dB) loses as many dB from a faint halo as a heavily banded one gains from debanding.
     """
 
     def __init__(self, weights: Mapping[str, float] | None = None, freq_weighting: str = "none",
-                 alpha: float = 1.0, charbonnier_eps: float = 1e-3, ssim_window: int = 11) -> None:
+                 alpha: float = 1.0, charbonnier_eps: float = 1e-3, ssim_window: int = 11,
+                 normalize: str = "none", normalize_eps: float = 5e-4) -> None:
         super().__init__()
+        if normalize not in NORMALIZE:
+            raise ConfigError(f"loss.normalize must be one of {', '.join(NORMALIZE)}; got {normalize!r}")
+        if not normalize_eps > 0:
+            raise ConfigError(f"loss.normalize_eps must be > 0, got {normalize_eps}")
+        self.normalize = normalize
+        self.normalize_eps = float(normalize_eps)
         weights = dict(weights or {"fft": 1.0})
         unknown = sorted(set(weights) - set(TERMS))
         if unknown:
@@ -111,9 +148,9 @@ class DebandLoss(nn.Module):
             if name == "fft":
                 self.terms[name] = FFTLoss(freq_weighting, alpha)
             elif name == "l1":
-                self.terms[name] = nn.L1Loss()
+                self.terms[name] = PixelLoss(1)
             elif name == "l2":
-                self.terms[name] = nn.MSELoss()
+                self.terms[name] = PixelLoss(2)
             elif name == "charbonnier":
                 self.terms[name] = CharbonnierLoss(charbonnier_eps)
             else:
@@ -121,7 +158,16 @@ class DebandLoss(nn.Module):
         if "fft" not in weights and freq_weighting != "none":
             FFTLoss(freq_weighting, alpha)  # still validate the value a sweep may set
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        parts = {name: term(pred, target) for name, term in self.terms.items()}
-        total = sum(self.weights[name] * value for name, value in parts.items())
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, reference: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``pred``, ``target``, ``reference`` ``(B, C, H, W)``; ``reference`` is needed by ``normalize="input"``."""
+        per = {name: term.per_sample(pred, target) for name, term in self.terms.items()}
+        parts = {name: v.mean() for name, v in per.items()}
+        if self.normalize == "none":
+            return sum(self.weights[n] * parts[n] for n in parts), parts
+        if reference is None:
+            raise ValueError("loss.normalize='input' needs the banded reference image")
+        with torch.no_grad():
+            ref = {name: term.per_sample(reference, target) for name, term in self.terms.items()}
+        total = sum(self.weights[n] * (per[n] / (ref[n] + self.normalize_eps)).mean() for n in per)
         return total, parts

@@ -117,3 +117,22 @@ def test_path_noise_and_determinism():
 def test_bad_config_values(kwargs):
     with pytest.raises(ConfigError):
         INDISchedule(**kwargs)
+
+
+def test_max_change_bounds_every_iterate_and_spares_the_oracle():
+    clean, banded = _images()
+    # quantization to 4 bits moves no pixel further than 1/30: the oracle path stays inside the bound
+    s = INDISchedule(steps=8, max_change=1 / 30 + 1e-6)
+    assert torch.allclose(s.sample(lambda x, t: clean, banded), clean, atol=1e-6)
+    # a network that keeps pushing the same way is stopped at the bound instead of compounding
+    seen = []
+
+    def drifting(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        seen.append((x - banded).abs().max().item())
+        return x + 0.05
+
+    out = INDISchedule(steps=30, max_change=0.02).sample(drifting, banded)
+    assert (out - banded).abs().max().item() == pytest.approx(0.02, abs=1e-6)
+    assert max(seen) <= 0.02 + 1e-6
+    with pytest.raises(ConfigError):
+        INDISchedule(max_change=0.0)

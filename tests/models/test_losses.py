@@ -80,3 +80,23 @@ def test_gradients_flow_through_fft_loss():
 def test_bad_config(kwargs):
     with pytest.raises(ConfigError):
         DebandLoss(**kwargs)
+
+
+def test_input_normalisation_counts_each_image_by_its_own_degradation():
+    torch.manual_seed(0)
+    clean = torch.rand(2, 3, 16, 16)
+    noise = torch.randn(2, 3, 16, 16)
+    ref = clean + noise * torch.tensor([0.1, 0.005]).view(2, 1, 1, 1)  # one heavily, one lightly degraded
+    halfway = clean + 0.5 * (ref - clean)
+    loss = DebandLoss({"fft": 1.0, "l1": 1.0}, normalize="input", normalize_eps=1e-9)
+    total, parts = loss(halfway, clean, reference=ref)
+    # each image has half its degradation left: 0.5 per term, whatever its size
+    assert total.item() == pytest.approx(2 * 0.5, rel=1e-4)
+    # the logged parts stay the plain (unnormalised) means
+    assert parts["l1"].item() == pytest.approx((halfway - clean).abs().mean().item(), rel=1e-5)
+    plain, _ = DebandLoss({"fft": 1.0, "l1": 1.0})(halfway, clean)
+    assert plain.item() == pytest.approx(sum(parts.values()).item(), rel=1e-6)
+    with pytest.raises(ValueError):
+        loss(halfway, clean)
+    with pytest.raises(ConfigError):
+        DebandLoss(normalize="banded")

@@ -66,11 +66,73 @@ def test_bad_config(kwargs):
         UNet(**kwargs)
 
 
-def test_context_blur_and_sin_frequency_options():
-    net = UNet(width=8, depth=1, context_blur=[1.5, 4.0], sin_w0=2.0, residual=False)
-    assert net.stem.in_channels == 9  # the image and two blurred copies
-    for shape in [(1, 3, 1, 1), (2, 3, 21, 34)]:
-        assert net(torch.rand(*shape), torch.rand(shape[0])).shape == shape
-    assert net.down[0][0].act.w0 == 2.0
+def test_sin_frequency_option():
+    assert UNet(width=8, depth=1, sin_w0=2.0).down[0][0].act.w0 == 2.0
+
+
+@pytest.mark.parametrize("unshuffle", [1, 2])
+def test_blend_head_any_size_and_starts_near_identity(unshuffle):
+    net = UNet(width=8, depth=2, blend_levels=3, unshuffle=unshuffle, identity_logit=30.0, head_init_std=0.0)
+    assert net.stem.in_channels == 12 * unshuffle**2  # the image and three smoother copies
+    for shape in [(1, 3, 1, 1), (2, 3, 21, 34), (1, 3, 7, 101)]:
+        x = torch.rand(*shape)
+        # identity logit far above the others and a zero free correction: the input comes back
+        assert torch.allclose(net(x, torch.ones(shape[0])), x, atol=1e-6)
+
+
+def test_blend_head_mixes_its_candidates():
+    from src.models.pyramid import smooth_pyramid
+
+    x = torch.rand(1, 3, 16, 16)
+    s = smooth_pyramid(x, 2)
+    net = UNet(width=8, depth=1, blend_levels=2, identity_logit=-30.0, head_init_std=0.0, blend_max_change=None,
+               blend_edge_range=None)
+    # identity switched off: an even mix of the two smooth copies
+    assert torch.allclose(net(x, torch.ones(1)), (s[1] + s[2]) / 2, atol=1e-5)
+    # with the clamp, no pixel moves further than blend_max_change from the input
+    clamped = UNet(width=8, depth=1, blend_levels=2, identity_logit=-30.0, head_init_std=0.0, blend_max_change=0.01,
+                   blend_edge_range=None)
+    out = clamped(x, torch.ones(1))
+    assert (out - x).abs().max() <= 0.01 + 1e-6
+    assert torch.allclose(out, x + ((s[1] - x).clamp(-0.01, 0.01) + (s[2] - x).clamp(-0.01, 0.01)) / 2, atol=1e-5)
+
+
+def test_blend_head_does_not_blur_across_an_edge():
+    # a 4-bit ramp with a dark 2-px wire: all weight on the smooth copies (identity switched off)
+    x = (torch.arange(96.0) / 96 * 0.3 + 0.3).view(1, 1, 1, 96).expand(1, 3, 64, 96).contiguous()
+    x = torch.round(x * 15) / 15
+    x[..., 60:62] = 0.05
+    net = UNet(width=8, depth=1, blend_levels=3, identity_logit=-30.0, head_init_std=0.0)
+    out = net(x, torch.ones(1))
+    assert torch.allclose(out[..., 59:63], x[..., 59:63], atol=1e-6)  # the wire and the pixels beside it are left alone
+    # further out only the finest copies (whose footprint misses the wire) may act: no dark halo
+    assert (out[..., 50:59] - x[..., 50:59]).abs().max() < 0.5 / 15
+    assert (out[..., 10:40] - x[..., 10:40]).abs().max() > 0.01  # while the banded ramp away from it is smoothed
+
+
+@pytest.mark.parametrize("kwargs", [{"blend_levels": -1}, {"blend_levels": 2, "out_channels": 1},
+                                    {"blend_levels": 2, "blend_edge_range": [0.2, 0.1]},
+                                    {"blend_levels": 2, "blend_max_change": -0.1}])
+def test_bad_blend_config(kwargs):
     with pytest.raises(ConfigError):
-        UNet(context_blur=[0.0])
+        UNet(**kwargs)
+
+
+def test_blend_candidates_stay_float32_under_bf16_autocast():
+    # a 10-bit-fine ramp: bf16 would round the candidates to steps of 1/256 and re-create bands
+    net = UNet(width=8, depth=1, blend_levels=2, identity_logit=30.0, head_init_std=0.0).eval()
+    x = torch.linspace(0.5, 0.51, 64).view(1, 1, 1, 64).expand(1, 3, 16, 64).contiguous()
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = net(x, torch.ones(1))
+    assert out.dtype == torch.float32
+    assert torch.allclose(out, x, atol=1e-6)
+
+
+def test_channels_last_gives_the_same_result():
+    torch.manual_seed(0)
+    a = UNet(width=8, depth=2, blend_levels=2, channels_last=False)
+    b = UNet(width=8, depth=2, blend_levels=2, channels_last=True)
+    b.load_state_dict(a.state_dict())
+    x = torch.rand(2, 3, 21, 30)
+    assert torch.allclose(a(x, torch.ones(2)), b(x, torch.ones(2)), atol=1e-5)
+    assert b.stem.weight.is_contiguous(memory_format=torch.channels_last)
