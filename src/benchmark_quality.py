@@ -17,7 +17,6 @@ docs/deband.md, but small crops run less efficiently, so this overestimates a li
 from __future__ import annotations
 
 import argparse
-import fractions
 import math
 import os
 import sys
@@ -44,7 +43,6 @@ __all__ = [
     "MethodResult",
     "fit_square",
     "load_images",
-    "h264_roundtrip",
     "make_degradations",
     "evaluate",
     "render_markdown",
@@ -100,33 +98,6 @@ def load_images(folder: Path, size: int, limit: int | None = None) -> list[tuple
 
 
 # --------------------------------------------------------------------------------------------------- degradations
-def h264_roundtrip(x: torch.Tensor, crf: int = 35, preset: str = "medium") -> torch.Tensor:
-    """Encode ``(3, H, W)`` (H, W even) in [0, 1] as one 8-bit 4:2:0 H.264 frame with libx264 at ``crf``
-    and decode it back; returns ``(3, H, W)`` float32 with 8-bit values."""
-    import av
-    import numpy as np
-    import torch
-
-    if "libx264" not in av.codecs_available:
-        raise DataError("the h264 degradation needs PyAV built with libx264 (pip install av: the wheels have it)")
-    h, w = x.shape[-2:]
-    rgb = (x.detach().float().cpu().clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
-    enc = av.CodecContext.create("libx264", "w")
-    enc.width, enc.height, enc.pix_fmt = w, h, "yuv420p"
-    enc.time_base = fractions.Fraction(1, 25)
-    # one thread: deterministic output, and no competition with the other work on the machine
-    enc.options = {"crf": str(crf), "preset": preset, "threads": "1"}
-    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(format="yuv420p")
-    frame.pts = 0
-    packets = list(enc.encode(frame)) + list(enc.encode(None))
-    dec = av.CodecContext.create("h264", "r")
-    decoded = [f for p in packets for f in dec.decode(p)] + list(dec.decode(None))
-    if len(decoded) != 1:
-        raise DataError(f"h264 round trip returned {len(decoded)} frames instead of 1")
-    out = decoded[0].to_ndarray(format="rgb24")  # same (BT.601 limited-range) matrix as the encode side
-    return torch.from_numpy(out.transpose(2, 0, 1).astype(np.float32) / 255.0)
-
-
 @dataclass(frozen=True)
 class Degradation:
     """``apply``: clean ``(3, H, W)`` -> banded ``(3, H, W)``, both float32 in [0, 1]."""
@@ -138,7 +109,7 @@ class Degradation:
 
 def make_degradations(crf: int = 35) -> list[Degradation]:
     """The three benchmark degradations (see the module docstring)."""
-    from src.data.degradations import jpeg_compress, quantize, quantize_ycbcr
+    from src.data.degradations import h264_roundtrip, jpeg_compress, quantize, quantize_ycbcr
 
     return [
         Degradation("ycbcr_6_5", "bit-depth reduction in YCbCr: luma 6 bits, chroma 5 bits",

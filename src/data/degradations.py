@@ -4,13 +4,14 @@ Tensors are ``(3, H, W)`` or ``(B, 3, H, W)`` float32 RGB in [0, 1]. The pure fu
 explicit parameters; :class:`Degradation` draws those parameters from a caller-supplied
 ``numpy.random.Generator`` so the same generator state always gives the same banded image.
 
-Stage order inside :class:`Degradation`: noise -> bit-depth reduction -> JPEG. Noise goes first
-so it dithers the bands (as camera noise does before 8-bit quantization); JPEG goes last, as when
-an already banded image is published.
+Stage order inside :class:`Degradation`: noise -> bit-depth reduction -> JPEG -> H.264. Noise goes
+first so it dithers the bands (as camera noise does before 8-bit quantization); the codecs go last, as
+when an already banded image is published or streamed.
 """
 
 from __future__ import annotations
 
+import fractions
 import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ import torch
 from kornia.color import rgb_to_ycbcr, ycbcr_to_rgb
 from PIL import Image
 
-from src.utils.errors import ConfigError
+from src.utils.errors import ConfigError, DataError
 from src.utils.hydra_utils import to_plain
 
 __all__ = [
@@ -29,9 +30,11 @@ __all__ = [
     "quantize_ycbcr",
     "jpeg_compress",
     "add_noise",
+    "h264_roundtrip",
     "BitDepthConfig",
     "JpegConfig",
     "NoiseConfig",
+    "H264Config",
     "Degradation",
     "DEFAULT_DEGRADATION",
 ]
@@ -110,6 +113,36 @@ def jpeg_compress(x: torch.Tensor, quality: int) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(out.transpose(2, 0, 1))).to(x.device)
 
 
+def h264_roundtrip(x: torch.Tensor, crf: int = 35, preset: str = "medium") -> torch.Tensor:
+    """Encode ``(3, H, W)`` in [0, 1] as one 8-bit 4:2:0 H.264 intra frame with libx264 at ``crf`` and
+    decode it back; returns ``(3, H, W)`` float32 with 8-bit values. Odd sizes are padded (edge
+    replicate) to the even size 4:2:0 needs and cropped back."""
+    import av
+
+    if "libx264" not in av.codecs_available:
+        raise DataError("the h264 degradation needs PyAV built with libx264 (pip install av: the wheels have it)")
+    h, w = x.shape[-2:]
+    xp = x.detach().float().cpu().clamp(0, 1)
+    if h % 2 or w % 2:
+        xp = torch.nn.functional.pad(xp[None], (0, w % 2, 0, h % 2), mode="replicate")[0]
+    hp, wp = xp.shape[-2:]
+    rgb = (xp * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
+    enc = av.CodecContext.create("libx264", "w")
+    enc.width, enc.height, enc.pix_fmt = wp, hp, "yuv420p"
+    enc.time_base = fractions.Fraction(1, 25)
+    # one thread: deterministic output, and no competition with the other work on the machine
+    enc.options = {"crf": str(crf), "preset": preset, "threads": "1"}
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(format="yuv420p")
+    frame.pts = 0
+    packets = list(enc.encode(frame)) + list(enc.encode(None))
+    dec = av.CodecContext.create("h264", "r")
+    decoded = [f for p in packets for f in dec.decode(p)] + list(dec.decode(None))
+    if len(decoded) != 1:
+        raise DataError(f"h264 round trip returned {len(decoded)} frames instead of 1")
+    out = decoded[0].to_ndarray(format="rgb24")  # same (BT.601 limited-range) matrix as the encode side
+    return torch.from_numpy(out.transpose(2, 0, 1).astype(np.float32) / 255.0)[:, :h, :w].contiguous()
+
+
 def add_noise(x: torch.Tensor, sigma: float, rng: np.random.Generator) -> torch.Tensor:
     """Add i.i.d. Gaussian noise of std ``sigma`` (drawn from ``rng``) and clamp to [0, 1]."""
     if sigma <= 0:
@@ -152,8 +185,18 @@ class NoiseConfig:
 
 
 @dataclass(frozen=True)
+class H264Config:
+    """A real codec: one libx264 intra frame (8-bit 4:2:0) with probability ``p`` at a CRF drawn from
+    ``crf`` (inclusive; 51 is the coarsest). Off unless configured: it costs a few ms per crop."""
+
+    p: float = 0.3
+    crf: tuple[int, int] = (28, 40)
+    preset: str = "medium"
+
+
+@dataclass(frozen=True)
 class Degradation:
-    """Composed noise -> bit-depth -> JPEG degradation; ``None`` disables a stage.
+    """Composed noise -> bit-depth -> JPEG -> H.264 degradation; ``None`` disables a stage.
 
     Build it from a config mapping with :meth:`from_config`. Call it as
     ``banded = degradation(clean, rng)`` with ``clean`` ``(3, H, W)`` or ``(B, 3, H, W)`` in [0, 1];
@@ -163,10 +206,11 @@ class Degradation:
     bit_depth: BitDepthConfig | None = field(default_factory=BitDepthConfig)
     jpeg: JpegConfig | None = field(default_factory=JpegConfig)
     noise: NoiseConfig | None = field(default_factory=NoiseConfig)
+    h264: H264Config | None = None
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any] | None = None) -> Degradation:
-        """Build from ``{bit_depth: {...}, jpeg: {...}, noise: {...}}`` (dict or DictConfig).
+        """Build from ``{bit_depth: {...}, jpeg: {...}, noise: {...}, h264: {...}}`` (dict or DictConfig).
 
         ``cfg=None`` gives :data:`DEFAULT_DEGRADATION`. A stage that is missing or ``null`` is off;
         keys missing inside a stage take the dataclass defaults. Bad values raise ConfigError.
@@ -174,15 +218,16 @@ class Degradation:
         cfg = to_plain(DEFAULT_DEGRADATION if cfg is None else cfg)
         if not isinstance(cfg, Mapping):
             raise ConfigError(f"degradation must be a mapping of stages, got {type(cfg).__name__}")
-        unknown = set(cfg) - {"bit_depth", "jpeg", "noise"}
+        unknown = set(cfg) - {"bit_depth", "jpeg", "noise", "h264"}
         if unknown:
             raise ConfigError(
-                f"unknown degradation stage(s) {sorted(unknown)}; expected bit_depth, jpeg, noise"
+                f"unknown degradation stage(s) {sorted(unknown)}; expected bit_depth, jpeg, noise, h264"
             )
         return cls(
             bit_depth=_parse_bit_depth(cfg.get("bit_depth")),
             jpeg=_parse_jpeg(cfg.get("jpeg")),
             noise=_parse_noise(cfg.get("noise")),
+            h264=_parse_h264(cfg.get("h264")),
         )
 
     def __call__(self, clean: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
@@ -230,6 +275,12 @@ class Degradation:
             if fire:
                 x = jpeg_compress(x, quality)
                 params["jpeg_quality"] = quality
+        if self.h264 is not None:
+            fire = rng.random() < self.h264.p
+            crf = int(rng.integers(self.h264.crf[0], self.h264.crf[1] + 1))
+            if fire:
+                x = h264_roundtrip(x, crf, self.h264.preset)
+                params["h264_crf"] = crf
         return x.contiguous(), params
 
 
@@ -324,4 +375,22 @@ def _parse_noise(cfg: Any) -> NoiseConfig | None:
     return NoiseConfig(
         p=_prob("degradation.noise.p", d.get("p", base.p)),
         sigma=_float_range("degradation.noise.sigma", d.get("sigma", base.sigma), 0.0, 1.0),
+    )
+
+
+_X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+
+
+def _parse_h264(cfg: Any) -> H264Config | None:
+    d = _stage("h264", cfg, {"p", "crf", "preset"})
+    if d is None:
+        return None
+    base = H264Config()
+    preset = str(d.get("preset", base.preset))
+    if preset not in _X264_PRESETS:
+        raise ConfigError(f"degradation.h264.preset must be one of {', '.join(_X264_PRESETS)}; got {preset!r}")
+    return H264Config(
+        p=_prob("degradation.h264.p", d.get("p", base.p)),
+        crf=_int_range("degradation.h264.crf", d.get("crf", base.crf), 0, 51),
+        preset=preset,
     )

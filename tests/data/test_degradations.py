@@ -11,7 +11,9 @@ from omegaconf import OmegaConf
 from src.data.degradations import (
     DEFAULT_DEGRADATION,
     Degradation,
+    H264Config,
     add_noise,
+    h264_roundtrip,
     jpeg_compress,
     quantize,
     quantize_ycbcr,
@@ -152,6 +154,10 @@ def test_default_and_dictconfig():
         {"jpeg": {"p": -0.1}},
         {"noise": {"sigma": -0.1}},
         {"noise": {"p": 2}},
+        {"h264": {"crf": 52}},
+        {"h264": {"crf": [40, 30]}},
+        {"h264": {"preset": "warp"}},
+        {"h264": {"p": 1.2}},
         {"blur": {"p": 1}},
         {"jpeg": 5},
     ],
@@ -167,3 +173,36 @@ def test_bad_function_args_raise():
         quantize(x, 0)
     with pytest.raises(ConfigError):
         jpeg_compress(x, 101)
+
+
+def test_h264_roundtrip_is_lossy_close_and_deterministic():
+    gx, gy = np.meshgrid(np.linspace(0, 1, 64), np.linspace(0.2, 0.8, 48))
+    x = torch.from_numpy(np.stack([gx, gy, np.full_like(gx, 0.5)]).astype(np.float32))  # (3, 48, 64)
+    y = h264_roundtrip(x, crf=35)
+    assert y.shape == x.shape and y.dtype == torch.float32
+    err = float((y - x).abs().mean())
+    assert 0 < err < 0.05
+    assert torch.equal(y, h264_roundtrip(x, crf=35))
+    # a coarser CRF loses more
+    assert float((h264_roundtrip(x, crf=50) - x).abs().mean()) > err
+
+
+def test_h264_roundtrip_odd_size():
+    x = _gradient(33, 17)
+    y = h264_roundtrip(x, crf=20)
+    assert y.shape == (3, 33, 17)
+    assert float((y - x).abs().mean()) < 0.02
+
+
+def test_h264_stage_from_config_fires_and_records_crf():
+    deg = Degradation.from_config({"h264": {"p": 1.0, "crf": [30, 32]}})
+    assert deg.h264 == H264Config(p=1.0, crf=(30, 32))
+    x = _gradient()
+    y, params = deg.apply(x, np.random.default_rng(0))
+    assert 30 <= params["h264_crf"] <= 32
+    assert not torch.equal(y, x) and y.shape == x.shape
+    # off by default, and adding it does not change the earlier stages' draws
+    assert Degradation().h264 is None
+    base = Degradation.from_config({"bit_depth": {"bits": 5}})
+    with_off = Degradation.from_config({"bit_depth": {"bits": 5}, "h264": {"p": 0.0}})
+    assert torch.equal(base(x, np.random.default_rng(3)), with_off(x, np.random.default_rng(3)))
