@@ -12,7 +12,7 @@ EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 
 
 def test_there_are_the_required_experiments():
-    assert {"fft_indi", "pixel_indi", "fft_regression"} <= set(EXPERIMENTS)
+    assert {"fft_indi", "pixel_indi", "fft_regression", "default_model"} <= set(EXPERIMENTS)
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
@@ -50,3 +50,13 @@ def test_group_options_compose(group, option, tmp_path: Path):
 def test_freq_weighting_override(weighting, tmp_path: Path):
     cfg = compose_cfg("train", ["experiment=fft_indi", f"loss.freq_weighting={weighting}"], tmp_path)
     assert hydra.utils.instantiate(cfg.loss).terms["fft"].freq_weighting == weighting
+
+
+def test_default_model_recipe(tmp_path: Path):
+    """The shipped model's experiment: real photos, a real codec among the degradations, a fast net."""
+    cfg = compose_cfg("train", ["experiment=default_model"], tmp_path)
+    assert cfg.data.root.endswith("photos/train") and cfg.data.test.root.endswith("photos/test")
+    deg = cfg.data.degradation
+    assert deg.bit_depth.p == 1.0 and deg.h264.p > 0 and deg.jpeg.p > 0
+    assert cfg.model.net.unshuffle == 4 and cfg.model.net.blend_levels > 0
+    assert cfg.indi.steps <= 2  # the 3 s per 1080p frame budget (MODEL_CARD.md)

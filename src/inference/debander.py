@@ -43,8 +43,9 @@ class Debander:
         dtype: float32, or bfloat16 (autocast: the net's convolutions in bf16, the image and the INDI
             updates stay float32 because bf16's 8-bit mantissa would itself re-create banding).
         compile: wrap the network in ``torch.compile`` (slow first call; pays off on videos).
-        channels_last: run convolutions in NHWC memory layout. Off by default: on the CPU it gained at most
-            10 % for float32 and nothing for bfloat16 (measured, docs/deband.md); worth trying on GPUs.
+        channels_last: convert the network to NHWC memory layout. The project's UNet already keeps itself in
+            NHWC unless built with ``channels_last: false`` (see its docstring), so this matters only for
+            networks trained with it off.
     """
 
     def __init__(self, weights: LoadedWeights, device: torch.device | str = "cpu",
