@@ -8,6 +8,12 @@ schedule's steps, the default model at its default steps) restores every banded 
 :mod:`src.metrics.collection` compare the result with the clean crop. One markdown table per degradation
 goes to stdout and, atomically, to ``--out``.
 
+Each model has two rows. The first is what ``deband`` writes to an 8-bit file by default: the output rounded
+to 8 bits with blue-noise dither, the same 8-bit footing as the input and ffmpeg's filters (which dither
+too). The second (``, float``) is the unrounded output: PSNR/SSIM see its full precision, while CAMBI, which
+works on 8-bit codes, rounds it plainly, and a smooth ramp rounded plainly is a staircase of 1-code steps
+that CAMBI counts (so is a 16-bit clean photo's, see the clean crops' CAMBI in the header).
+
 The speed column is seconds per 1920x1080 frame at the method's steps on this machine: with
 ``--speed measure`` (default) one 1080p frame is timed after a warm-up; with ``--speed extrapolate`` it is
 1080p's 2.07 MP divided by the MP/s measured on the benchmark crops (time is linear in pixels, see
@@ -44,6 +50,7 @@ __all__ = [
     "fit_square",
     "load_images",
     "make_degradations",
+    "dither_8bit",
     "evaluate",
     "render_markdown",
     "add_quality_args",
@@ -130,6 +137,7 @@ class Method:
     run: Callable[[torch.Tensor], torch.Tensor]
     steps: int | None = None  # INDI steps (models only)
     timed: bool = True  # False for the input row: nothing to time
+    speed_from: str | None = None  # show this other method's s / 1080p frame (same model, other output)
 
 
 @dataclass
@@ -151,12 +159,43 @@ def _filter_method(name: str) -> Method:
     return Method(f"ffmpeg {name}", lambda x: ffmpeg_filter(x, name))
 
 
-def _model_method(label: str, debander: Debander) -> Method:
-    """The model at the weights' own steps (``deband_steps``, else the schedule's grid, which an explicit
-    step count would replace by a uniform one)."""
+def dither_8bit(x: torch.Tensor) -> torch.Tensor:
+    """``(B, 3, H, W)`` in [0, 1] -> the same rounded to 8 bits with blue-noise dither, as ``deband`` writes
+    8-bit files by default (:mod:`src.inference.dither`), back as floats."""
+    import numpy as np
+    import torch
+
+    from src.inference.dither import quantize
+
+    arr = x.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
+    q = np.stack([quantize(a, 8, "blue-noise") for a in arr]).astype(np.float32) / 255.0
+    return torch.from_numpy(q).permute(0, 3, 1, 2).contiguous()
+
+
+class _LastRun:
+    """``fn`` with a one-entry cache keyed by the input tensor object: two rows that show two outputs of the
+    same model run (float, dithered) restore each banded image once."""
+
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        self.fn = fn
+        self.key: torch.Tensor | None = None
+        self.out: torch.Tensor | None = None
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.key is not x:
+            self.key, self.out = x, self.fn(x)
+        return self.out
+
+
+def _model_methods(label: str, debander: Debander) -> list[Method]:
+    """Two rows for the model at the weights' own steps (``deband_steps``, else the schedule's grid, which an
+    explicit step count would replace by a uniform one): its output as ``deband`` writes an 8-bit file by
+    default (blue-noise dither), then the float output itself (which CAMBI rounds to 8 bits plainly)."""
     steps = debander.default_steps
-    return Method(f"{label} ({steps} step{'s' if steps != 1 else ''})",
-                  lambda x: debander.deband_batch(x, steps=None), steps=steps)
+    name = f"{label} ({steps} step{'s' if steps != 1 else ''})"
+    run = _LastRun(lambda x: debander.deband_batch(x, steps=None))
+    return [Method(name, lambda x: dither_8bit(run(x)), steps=steps),
+            Method(f"{name}, float", run, steps=steps, speed_from=name)]
 
 
 def _load_model_method(label: str, path: str, device: str | None, dtype: str | None, notes: list[str],
@@ -172,7 +211,7 @@ def _load_model_method(label: str, path: str, device: str | None, dtype: str | N
     if schedule_steps:
         d.weights = replace(d.weights, deband_steps=None)
     describe.append(f"{label}: {d.describe()}")
-    return [_model_method(label, d)]
+    return _model_methods(label, d)
 
 
 def build_methods(checkpoint: str | None, recipe: str | None, device: str | None, dtype: str | None,
@@ -342,7 +381,7 @@ def run_quality(args: argparse.Namespace) -> int:
         task = progress.add_task("quality", total=runs)
         results = evaluate(images, degradations, methods,
                            advance=lambda d: progress.update(task, advance=1, description=d))
-        timed = [m for m in methods if m.timed]
+        timed = [m for m in methods if m.timed and m.speed_from is None]
         if args.speed == "measure":
             speed_note = (f"measured: one {FRAME_1080P[1]}x{FRAME_1080P[0]} frame per method at its steps, "
                           "after a warm-up")
@@ -362,6 +401,10 @@ def run_quality(args: argparse.Namespace) -> int:
                 total_mp = sum(per[m.name].megapixels for per in results.values())
                 for per in results.values():
                     per[m.name].s_per_1080p = mp * total_s / total_mp
+        for m in methods:
+            if m.speed_from is not None:
+                for per in results.values():
+                    per[m.name].s_per_1080p = per[m.speed_from].s_per_1080p
 
     load = os.getloadavg()
     threads = torch.get_num_threads()

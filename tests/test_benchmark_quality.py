@@ -65,7 +65,8 @@ def test_quality_benchmark_end_to_end(tmp_path, capsys):
     assert md in capsys.readouterr().out  # printed as well as written
     tables = _tables(md)
     assert list(tables) == list(DEGRADATIONS)
-    rows = ["input (banded)", "ffmpeg deband", "ffmpeg gradfun", "recipe (2 steps)", "default model (1 step)"]
+    rows = ["input (banded)", "ffmpeg deband", "ffmpeg gradfun", "recipe (2 steps)", "recipe (2 steps), float",
+            "default model (1 step)", "default model (1 step), float"]
     for deg, table in tables.items():
         assert list(table) == rows, deg
         for method, cells in table.items():
@@ -73,6 +74,8 @@ def test_quality_benchmark_end_to_end(tmp_path, capsys):
             numbers = cells if method != "input (banded)" else cells[:-1]
             assert all(math.isfinite(float(c)) for c in numbers), (deg, method, cells)
         assert table["input (banded)"][-1] == "–"  # nothing to time
+        # one model run, two outputs: same speed; the dithered row sits on 8-bit codes
+        assert table["recipe (2 steps)"][-1] == table["recipe (2 steps), float"][-1]
     # the input row's PSNR is the mean over images of the PSNR of the banded image (direct computation)
     psnrs = []
     for u8 in clean:
@@ -126,3 +129,13 @@ def test_time_frame_measures_a_frame(monkeypatch):
 def test_markdown_formats_missing_values():
     assert bq._fmt(None, 2) == "–" and bq._fmt(float("nan"), 2) == "n/a" and bq._fmt(1.234, 2) == "1.23"
     assert re.fullmatch(r"\d+\.\d{4}", bq._fmt(0.5, 4))
+
+
+def test_dither_8bit_lands_on_8bit_codes_and_keeps_the_mean():
+    x = torch.linspace(0.2, 0.3, 64)[None, None, None, :].expand(2, 3, 64, 64).contiguous()
+    q = bq.dither_8bit(x)
+    assert q.shape == x.shape and q.dtype == torch.float32
+    codes = q * 255
+    assert torch.equal(codes, codes.round())
+    # dithering keeps the local average: column means follow the ramp within a fraction of a code
+    assert float((q.mean(dim=(0, 1, 2)) - x[0, 0, 0]).abs().max()) < 0.5 / 255
