@@ -25,9 +25,9 @@ from src.utils.errors import ConfigError, DataError, DebandError
 __all__ = ["export_torch", "export_onnx", "main"]
 
 
-def export_torch(weights: LoadedWeights, out: Path, deband_steps: int | None = None) -> Path:
-    """Write the self-contained ``.pt`` (atomically)."""
-    payload = export_payload(weights, deband_steps)
+def export_torch(weights: LoadedWeights, out: Path, deband_steps: int | None = None, half: bool = False) -> Path:
+    """Write the self-contained ``.pt`` (atomically); ``half`` stores the weights as float16."""
+    payload = export_payload(weights, deband_steps, half=half)
     with atomic_output(out) as tmp:
         torch.save(payload, tmp)
     return out
@@ -86,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-o", "--output", required=True, type=Path, help="model.pt or model.onnx")
     p.add_argument("--deband-steps", type=int, default=None,
                    help="recommended INDI steps stored in the file (default: the checkpoint's)")
+    p.add_argument("--half", action="store_true",
+                   help=".pt only: store the weights as float16 (half the size; loaded back into float32)")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     args = p.parse_args(argv)
@@ -99,8 +101,10 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"the output must end in .pt or .onnx, got '{args.output.name}'")
         weights = load_weights(args.checkpoint)
         print(f"exporting weights: {weights.source}", file=sys.stderr)
+        if args.half and suffix != ".pt":
+            raise ConfigError("--half applies to .pt exports only")
         if suffix == ".pt":
-            export_torch(weights, args.output, args.deband_steps)
+            export_torch(weights, args.output, args.deband_steps, half=args.half)
         else:
             export_onnx(weights, args.output, args.deband_steps, args.opset)
     except DebandError as e:

@@ -128,15 +128,24 @@ def _load_lightning(blob: dict[str, Any], path: Path, device: torch.device | str
                          dict(hp["net"]), indi)
 
 
-def export_payload(weights: LoadedWeights, deband_steps: int | None = None) -> dict[str, Any]:
-    """The self-contained export dict (see the module docstring) of loaded torch weights."""
+def export_payload(weights: LoadedWeights, deband_steps: int | None = None, half: bool = False) -> dict[str, Any]:
+    """The self-contained export dict (see the module docstring) of loaded torch weights.
+
+    ``half`` stores floating-point tensors as float16 (half the file size); loading copies them back into
+    the float32 network, so inference runs as before (float32 or bfloat16 autocast).
+    """
     if not isinstance(weights.net, nn.Module) or weights.net_config is None:
         raise DataError(f"cannot export '{weights.source}': only torch weights (.ckpt/.pt) can be exported")
+
+    def stored(v: torch.Tensor) -> torch.Tensor:
+        v = v.detach().cpu().clone()
+        return v.half() if half and v.is_floating_point() else v
+
     return {
         "format": EXPORT_FORMAT,
         "version": 1,
         "net": weights.net_config,
-        "state_dict": {k: v.detach().cpu().clone() for k, v in weights.net.state_dict().items()},
+        "state_dict": {k: stored(v) for k, v in weights.net.state_dict().items()},
         "indi": weights.indi_config or {},
         "deband_steps": deband_steps if deband_steps is not None else weights.deband_steps,
         "source": str(weights.source),

@@ -49,6 +49,21 @@ def test_export_pt_matches_checkpoint(tiny_ckpt, tmp_path: Path) -> None:  # noq
     assert export_main([str(tiny_ckpt), "-o", str(out)]) == 1  # exists, no --overwrite
 
 
+def test_export_half_stores_float16_and_loads_into_float32(tiny_ckpt, tmp_path: Path) -> None:  # noqa: F811
+    full, half = tmp_path / "full.pt", tmp_path / "half.pt"
+    assert export_main([str(tiny_ckpt), "-o", str(full)]) == 0
+    assert export_main([str(tiny_ckpt), "-o", str(half), "--half"]) == 0
+    blob = torch.load(half, weights_only=True)
+    floats = [v for v in blob["state_dict"].values() if v.is_floating_point()]
+    assert floats and all(v.dtype == torch.float16 for v in floats)
+    assert half.stat().st_size < 0.75 * full.stat().st_size
+    a, b = Debander.from_checkpoint(full, dtype="float32"), Debander.from_checkpoint(half, dtype="float32")
+    assert all(p.dtype == torch.float32 for p in b.weights.net.parameters())
+    x = torch.rand(1, 3, 24, 40)
+    assert torch.allclose(a.deband_batch(x, steps=2), b.deband_batch(x, steps=2), atol=2e-3)
+    assert export_main([str(tiny_ckpt), "-o", str(tmp_path / "m.onnx"), "--half"]) == 1  # .pt only
+
+
 def test_export_refuses_foreign_targets(tmp_path: Path) -> None:
     blob = {"format": "indi-deband", "version": 1, "net": {"_target_": "os.system", "command": "true"},
             "state_dict": {}, "indi": {}, "deband_steps": None}
