@@ -97,7 +97,8 @@ class Debander:
         dtype = str(self.dtype).removeprefix("torch.")
         n = torch.get_num_threads()
         where = f"cpu, {n} thread{'s' if n != 1 else ''}" if self.device.type == "cpu" else str(self.device)
-        return (f"using weights: {w.source} ({what}{size}; {self.default_steps} steps by default; "
+        steps = self.default_steps
+        return (f"using weights: {w.source} ({what}{size}; {steps} step{'s' if steps != 1 else ''} by default; "
                 f"{where}, {dtype})")
 
     # ---------------------------------------------------------------------------------------------- API

@@ -1,0 +1,70 @@
+"""The shipped default model (src/weights/default.pt, MODEL_CARD.md): present, small, found as "default",
+and it debands."""
+
+from __future__ import annotations
+
+import torch
+
+from src.benchmark_quality import dither_8bit
+from src.data.degradations import quantize, quantize_ycbcr
+from src.data.sources import smooth_images
+from src.inference import weights as weights_mod
+from src.inference.debander import Debander
+from src.metrics.collection import make_metric
+
+SHIPPED = weights_mod.PACKAGE_WEIGHTS / "default.pt"
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    m = make_metric("psnr")
+    m.update(a.clamp(0, 1), b)
+    return float(m.compute())
+
+
+def _cambi5(x: torch.Tensor) -> float:
+    m = make_metric("cambi_mlc5")
+    m.update(x.clamp(0, 1))
+    return float(m.compute())
+
+
+def test_default_weights_ship_with_the_package() -> None:
+    assert SHIPPED.is_file(), "src/weights/default.pt is missing (see MODEL_CARD.md to rebuild it)"
+    assert SHIPPED.stat().st_size <= 20 * 2**20
+    assert weights_mod.resolve_weights("default") == SHIPPED
+    d = Debander.from_checkpoint("default", device="cpu")
+    assert str(SHIPPED) in d.describe()
+    assert d.default_steps == 1  # the steps MODEL_CARD.md's numbers are for
+
+
+def test_default_model_removes_banding_from_smooth_images() -> None:
+    """Procedural skies/gradients (not the training seed's), banded in RGB and in YCbCr: PSNR up, and CAMBI of
+    the output as `deband` writes it to 8 bits (dithered) at most half the input's."""
+    d = Debander.from_checkpoint("default", device="cpu", dtype="float32")
+    clean = torch.stack([torch.from_numpy(s.to_float()[:192, :192].copy()).permute(2, 0, 1)
+                         for s in smooth_images(4, seed=12345)])
+    for banded in (quantize(clean, 5), quantize_ycbcr(clean, 6, 5)):
+        out = d.deband_batch(banded)
+        assert out.shape == banded.shape and out.dtype == torch.float32
+        gain = _psnr(out, clean) - _psnr(banded, clean)
+        assert gain > 1.0, f"PSNR gain {gain:.2f} dB"
+        assert _cambi5(dither_8bit(out)) < 0.5 * _cambi5(banded)
+
+
+def test_deband_cli_uses_the_shipped_weights(tmp_path, capsys) -> None:
+    """`deband in.png -o out.png` with no --checkpoint: the shipped model, named on stderr, 8-bit dithered out."""
+    import numpy as np
+    from PIL import Image
+
+    from src.deband import main
+
+    y, x = np.mgrid[0:48, 0:80] / 79.0
+    img = np.stack([0.3 + 0.2 * x, 0.4 + 0.1 * y, 0.6 - 0.2 * x], axis=-1)
+    src = tmp_path / "in.png"
+    Image.fromarray((np.round(img * 31) * (255 / 31)).round().astype(np.uint8)).save(src)
+    before = src.read_bytes()
+    out = tmp_path / "out.png"
+    assert main([str(src), "-o", str(out)]) == 0
+    assert "default.pt" in capsys.readouterr().err
+    res = np.asarray(Image.open(out))
+    assert res.shape == (48, 80, 3) and res.dtype == np.uint8
+    assert src.read_bytes() == before
