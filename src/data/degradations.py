@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 #: The default recipe (mirrors ``conf/data/default.yaml``).
-DEFAULT_DEGRADATION: dict[str, dict[str, Any]] = {
+DEFAULT_DEGRADATION: dict[str, dict[str, Any] | None] = {
     "bit_depth": {
         "p": 1.0,
         "space": "rgb",
@@ -51,6 +51,7 @@ DEFAULT_DEGRADATION: dict[str, dict[str, Any]] = {
     },
     "jpeg": {"p": 0.3, "quality": [70, 95]},
     "noise": {"p": 0.2, "sigma": [0.0, 0.004]},
+    "h264": None,  # off by default (on in experiment=default_model)
 }
 
 
