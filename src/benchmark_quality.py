@@ -3,7 +3,9 @@
 Each photo is resized (short side = ``--size``) and centre-cropped to ``size x size``, then degraded three
 ways (:func:`make_degradations`): bit-depth reduction in YCbCr (luma 6 / chroma 5 bits), in RGB (5 bits)
 followed by JPEG (quality 85), and a real codec (libx264 at CRF 35, 8-bit 4:2:0, through PyAV). Every method
-(the banded input itself, ffmpeg's ``deband`` and ``gradfun``, the original recipe checkpoint at its
+(the banded input itself, ffmpeg's ``deband`` and ``gradfun``, a plain luma-guided filter (``GUIDED``: the
+classical edge-aware smoother the default model's blend head draws on, with no network), the original recipe
+checkpoint at its
 schedule's steps, the default model at its default steps) restores every banded crop, and the metrics of
 :mod:`src.metrics.collection` compare the result with the clean crop. One markdown table per degradation
 goes to stdout and, atomically, to ``--out``.
@@ -214,11 +216,24 @@ def _load_model_method(label: str, path: str, device: str | None, dtype: str | N
     return _model_methods(label, d)
 
 
+GUIDED = (4, 1e-4)  # radius, eps of the guided-filter baseline: the best of a small grid on the test photos
+
+
+def _guided_method() -> Method:
+    from src.models.guided import guided_filter
+    from src.models.unet import guided_scale
+
+    r, eps = GUIDED
+    return Method(f"guided filter (r {r}, eps {eps:g})",
+                  lambda x: guided_filter(x.float(), r, eps, scale=guided_scale(r)))
+
+
 def build_methods(checkpoint: str | None, recipe: str | None, device: str | None, dtype: str | None,
                   notes: list[str], describe: list[str]) -> list[Method]:
-    """Input, the ffmpeg filters, and the models whose weights load; skipped ones get a line in ``notes``."""
+    """Input, the ffmpeg filters, the guided filter, and the models whose weights load; skipped ones get a
+    line in ``notes``."""
     methods = [Method("input (banded)", lambda x: x, timed=False), _filter_method("deband"),
-               _filter_method("gradfun")]
+               _filter_method("gradfun"), _guided_method()]
     if recipe is None:
         notes.append("recipe: skipped (pass --recipe PATH to an `experiment=fft_indi` checkpoint)")
     else:

@@ -65,7 +65,8 @@ def test_quality_benchmark_end_to_end(tmp_path, capsys):
     assert md in capsys.readouterr().out  # printed as well as written
     tables = _tables(md)
     assert list(tables) == list(DEGRADATIONS)
-    rows = ["input (banded)", "ffmpeg deband", "ffmpeg gradfun", "recipe (2 steps)", "recipe (2 steps), float",
+    rows = ["input (banded)", "ffmpeg deband", "ffmpeg gradfun", "guided filter (r 4, eps 0.0001)",
+            "recipe (2 steps)", "recipe (2 steps), float",
             "default model (1 step)", "default model (1 step), float"]
     for deg, table in tables.items():
         assert list(table) == rows, deg
@@ -94,7 +95,8 @@ def test_quality_skips_missing_weights_with_a_note(tmp_path, capsys):
     assert rc == 0
     md = out.read_text()
     assert "default model: skipped (checkpoint not found" in md and "recipe: skipped" in md
-    assert list(_tables(md)["h264"]) == ["input (banded)", "ffmpeg deband", "ffmpeg gradfun"]
+    assert list(_tables(md)["h264"]) == ["input (banded)", "ffmpeg deband", "ffmpeg gradfun",
+                                         "guided filter (r 4, eps 0.0001)"]
 
 
 def test_quality_without_test_photos_says_how_to_get_them(tmp_path, monkeypatch, capsys):

@@ -12,8 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from src.models.guided import guided_filter
 from src.models.pyramid import range_pyramid, smooth_pyramid
 from src.utils.errors import ConfigError
+from src.utils.hydra_utils import to_plain
 
 
 class Sin(nn.Module):
@@ -118,6 +120,11 @@ class UNet(nn.Module):
             lo, i.e. where an edge lies within reach of its blur; the edge-stopping rule of classical
             debanding filters (ffmpeg's ``deband`` threshold). A 4-bit band step is 1/15, a ramp spans about two
             steps across the blur a band needs, hence the default [0.1, 0.2]. Null disables it.
+        blend_guided: more blend candidates, ``[[r, eps], ...]``: the input's colour channels regressed on its
+            luma over ``(2r + 1)^2`` windows (:func:`~src.models.guided.guided_filter`, its fast form, fitted at
+            1/2 or 1/4 size by :func:`guided_scale`), each change clamped
+            like the smooth copies. Edge-aware by construction (no edge stop); they carry the luma's finer
+            steps into coarser-banded chroma. Needs ``blend_levels`` > 0. Null or [] = none.
         channels_last: keep weights and activations in NHWC memory order, which oneDNN's CPU convolutions (and
             GPU tensor cores) run faster: measured 22% faster training and 28% faster inference on a 2-core CPU.
     """
@@ -142,6 +149,7 @@ class UNet(nn.Module):
         identity_logit: float = 4.0,
         blend_max_change: float | None = 0.03,
         blend_edge_range: list[float] | None = (0.1, 0.2),
+        blend_guided: list[list[float]] | None = None,
         channels_last: bool = True,
     ) -> None:
         super().__init__()
@@ -172,9 +180,13 @@ class UNet(nn.Module):
             raise ConfigError(f"model.net.blend_edge_range must be [lo, hi] with 0 <= lo < hi, or null; "
                               f"got {blend_edge_range!r}")
         self.blend_edge_range = edge
-        n_in = in_channels * (1 + blend_levels)
+        self.blend_guided = _guided_spec(blend_guided)
+        if self.blend_guided and not blend_levels:
+            raise ConfigError("model.net.blend_guided needs the blend head: set model.net.blend_levels > 0")
+        n_cands = 1 + blend_levels + len(self.blend_guided) if blend_levels else 1
+        n_in = in_channels * n_cands
         # the blend head adds one logit per candidate, shared by the colour channels
-        n_out = out_channels + (blend_levels + 1 if blend_levels else 0)
+        n_out = out_channels + (n_cands if blend_levels else 0)
         chans = [width * m for m in mult]
 
         self.t_dim = t_dim
@@ -282,7 +294,37 @@ class UNet(nn.Module):
                 lo, hi = self.blend_edge_range
                 d = d * ((hi - rng) / (hi - lo)).clamp(0.0, 1.0)
             cands.append(x + d)
+        for r, eps in self.blend_guided:
+            with torch.autocast(x.device.type, enabled=False):
+                # the fast guided filter: within 50 dB of the exact one at these scales, 5-10x cheaper
+                d = guided_filter(x, r, eps, scale=guided_scale(r)) - x
+            cands.append(x + (d.clamp(-m, m) if m else d))
         return cands
+
+
+def guided_scale(r: int) -> int:
+    """The fast guided filter's subsampling for radius ``r``: none below 4, 2 below 8, then 4 (so the shrunk
+    windows keep a radius of at least 2)."""
+    return 1 if r < 4 else 2 if r < 8 else 4
+
+
+def _guided_spec(spec: list[list[float]] | None) -> list[tuple[int, float]]:
+    """Validate ``blend_guided``: ``[[r, eps], ...]`` with integer r >= 1 and eps > 0."""
+    spec = to_plain(spec)
+    if spec is None:
+        return []
+    if not isinstance(spec, (list, tuple)):
+        raise ConfigError(f"model.net.blend_guided must be a list of [radius >= 1 (int), eps > 0], got {spec!r}")
+    out = []
+    for item in spec:
+        ok = isinstance(item, (list, tuple)) and len(item) == 2
+        r, eps = (item[0], item[1]) if ok else (None, None)
+        ok = ok and isinstance(r, int) and not isinstance(r, bool) and r >= 1
+        ok = ok and isinstance(eps, (int, float)) and not isinstance(eps, bool) and eps > 0
+        if not ok:
+            raise ConfigError(f"model.net.blend_guided must be a list of [radius >= 1 (int), eps > 0], got {spec!r}")
+        out.append((int(r), float(eps)))
+    return out
 
 
 def _groups(c: int) -> int:

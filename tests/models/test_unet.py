@@ -136,3 +136,31 @@ def test_channels_last_gives_the_same_result():
     x = torch.rand(2, 3, 21, 30)
     assert torch.allclose(a(x, torch.ones(2)), b(x, torch.ones(2)), atol=1e-5)
     assert b.stem.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_guided_candidates_join_the_blend_head():
+    from src.models.guided import guided_filter
+    from src.models.unet import guided_scale
+
+    spec = [[4, 1e-4], [8, 1e-3]]
+    net = UNet(width=8, depth=1, blend_levels=1, blend_guided=spec, identity_logit=30.0, head_init_std=0.0)
+    assert net.stem.in_channels == 3 * 4  # the image, one smooth copy, two guided copies
+    for shape in [(1, 3, 1, 1), (2, 3, 21, 34)]:
+        x = torch.rand(*shape)
+        assert torch.allclose(net(x, torch.ones(shape[0])), x, atol=1e-6)
+    # with the identity and the smooth copy zeroed out, the output is the mean of the clamped guided changes
+    off = UNet(width=8, depth=1, blend_levels=1, blend_guided=spec, identity_logit=-30.0, head_init_std=0.0,
+               blend_max_change=0.01)
+    with torch.no_grad():
+        off.head.bias[4] = -30.0  # the smooth copy's logit (after the 3 colour channels and the identity's)
+    x = torch.rand(1, 3, 24, 24)
+    want = x + sum((guided_filter(x, r, e, scale=guided_scale(r)) - x).clamp(-0.01, 0.01) for r, e in spec) / 2
+    assert torch.allclose(off(x, torch.ones(1)), want, atol=1e-5)
+
+
+@pytest.mark.parametrize("spec", [[[0, 1e-3]], [[4, 0.0]], [[4.5, 1e-3]], [[4]], "4,1e-3", [[True, 1e-3]]])
+def test_bad_guided_config(spec):
+    with pytest.raises(ConfigError, match="blend_guided"):
+        UNet(blend_levels=2, blend_guided=spec)
+    with pytest.raises(ConfigError, match="blend_levels"):
+        UNet(blend_levels=0, blend_guided=[[4, 1e-3]])
