@@ -242,11 +242,8 @@ class UNet(nn.Module):
             t = t.expand(b)
         temb = self.t_mlp(timestep_embedding(t, self.t_dim).to(x.dtype))
         cands = self._candidates(x) if self.blend_levels else [x]
-        xp = _pad_to_multiple(torch.cat(cands, dim=1), self.unshuffle * 2**self.depth)
-        if self.unshuffle > 1:
-            xp = F.pixel_unshuffle(xp, self.unshuffle)
-        if self.channels_last:
-            xp = xp.contiguous(memory_format=torch.channels_last)
+        xp = _cat_padded(cands, self.unshuffle * 2**self.depth)
+        xp = _space_to_depth(xp, self.unshuffle, self.channels_last)
 
         hcur = self.stem(xp)
         skips = []
@@ -270,7 +267,10 @@ class UNet(nn.Module):
         if self.blend_levels:
             r, logits = out[:, : self.out_channels], out[:, self.out_channels :]
             w = torch.softmax(logits.float(), dim=1)
-            return r.float() + sum(w[:, k : k + 1] * c for k, c in enumerate(cands))
+            out = r.float().contiguous()
+            for k, c in enumerate(cands):  # in place: no full-size temporaries per candidate
+                out.addcmul_(w[:, k : k + 1], c)
+            return out
         if self.residual and self.out_channels == self.in_channels:
             out = out + x
         return out
@@ -343,6 +343,39 @@ def _pad_to_multiple(x: torch.Tensor, m: int) -> torch.Tensor:
     # reflect padding needs pad < size; replicate covers tiny images (1 x 1, 7 x 1001)
     mode = "reflect" if ph < h and pw < w else "replicate"
     return F.pad(x, (0, pw, 0, ph), mode=mode)
+
+
+def _cat_padded(xs: list[torch.Tensor], m: int) -> torch.Tensor:
+    """``_pad_to_multiple(torch.cat(xs, 1), m)`` in one pass over memory: at 1080p with the blend head's
+    candidates, the concatenation and a separate reflect pad each cost about 0.3 s on 2 cores."""
+    h, w = xs[0].shape[-2:]
+    ph, pw = (-h) % m, (-w) % m
+    if (ph == 0 and pw == 0) or not (ph < h and pw < w):
+        return _pad_to_multiple(torch.cat(xs, dim=1), m)
+    b, c = xs[0].shape[0], sum(t.shape[1] for t in xs)
+    out = xs[0].new_empty(b, c, h + ph, w + pw)
+    i = 0
+    for t in xs:
+        out[:, i : i + t.shape[1], :h, :w] = t
+        i += t.shape[1]
+    # reflect (the edge row/column not repeated), as F.pad(mode="reflect"); the corner reflects the reflection
+    if ph:
+        out[:, :, h:, :w] = out[:, :, h - 1 - ph : h - 1, :w].flip(-2)
+    if pw:
+        out[:, :, :, w:] = out[:, :, :, w - 1 - pw : w - 1].flip(-1)
+    return out
+
+
+def _space_to_depth(x: torch.Tensor, r: int, channels_last: bool) -> torch.Tensor:
+    """``F.pixel_unshuffle(x, r)``, in channels-last memory order if asked, with a single copy (pixel_unshuffle
+    followed by ``.contiguous(channels_last)`` copies twice)."""
+    if not channels_last:
+        return F.pixel_unshuffle(x, r) if r > 1 else x
+    if r == 1:
+        return x.contiguous(memory_format=torch.channels_last)
+    b, c, h, w = x.shape
+    y = x.view(b, c, h // r, r, w // r, r).permute(0, 2, 4, 1, 3, 5)
+    return y.reshape(b, h // r, w // r, c * r * r).permute(0, 3, 1, 2)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -164,3 +164,19 @@ def test_bad_guided_config(spec):
         UNet(blend_levels=2, blend_guided=spec)
     with pytest.raises(ConfigError, match="blend_levels"):
         UNet(blend_levels=0, blend_guided=[[4, 1e-3]])
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 37, 53), (1, 3, 5, 200), (1, 3, 64, 64), (1, 3, 1, 1)])
+def test_fused_pad_and_space_to_depth_match_the_plain_ops(shape):
+    import torch.nn.functional as F
+
+    from src.models.unet import _cat_padded, _pad_to_multiple, _space_to_depth
+
+    xs = [torch.rand(*shape) for _ in range(3)]
+    ref = _pad_to_multiple(torch.cat(xs, 1), 32)
+    assert torch.equal(_cat_padded(xs, 32), ref)
+    for r in (1, 2, 4):
+        got = _space_to_depth(ref, r, channels_last=True)
+        want = F.pixel_unshuffle(ref, r) if r > 1 else ref
+        assert torch.equal(got, want) and got.is_contiguous(memory_format=torch.channels_last)
+        assert torch.equal(_space_to_depth(ref, r, channels_last=False), want)
