@@ -4,7 +4,8 @@ Each photo is resized (short side = ``--size``) and centre-cropped to ``size x s
 ways (:func:`make_degradations`): bit-depth reduction in YCbCr (luma 6 / chroma 5 bits), in RGB (5 bits)
 followed by JPEG (quality 85), and a real codec (libx264 at CRF 35, 8-bit 4:2:0, through PyAV). Every method
 (the banded input itself, ffmpeg's ``deband`` and ``gradfun``, a plain luma-guided filter (``GUIDED``: the
-classical edge-aware smoother the default model's blend head draws on, with no network), the original recipe
+classical edge-aware smoother the default model's blend head draws on, with no network; dithered to 8 bits
+like the models' first rows), the original recipe
 checkpoint at its
 schedule's steps, the default model at its default steps) restores every banded crop, and the metrics of
 :mod:`src.metrics.collection` compare the result with the clean crop. One markdown table per degradation
@@ -224,8 +225,9 @@ def _guided_method() -> Method:
     from src.models.unet import guided_scale
 
     r, eps = GUIDED
+    # written to 8 bits with the same dither as the models' first rows: the 8-bit footing of every other row
     return Method(f"guided filter (r {r}, eps {eps:g})",
-                  lambda x: guided_filter(x.float(), r, eps, scale=guided_scale(r)))
+                  lambda x: dither_8bit(guided_filter(x.float(), r, eps, scale=guided_scale(r))))
 
 
 def build_methods(checkpoint: str | None, recipe: str | None, device: str | None, dtype: str | None,
