@@ -5,9 +5,8 @@ ways (:func:`make_degradations`): bit-depth reduction in YCbCr (luma 6 / chroma 
 followed by JPEG (quality 85), and a real codec (libx264 at CRF 35, 8-bit 4:2:0, through PyAV). Every method
 (the banded input itself, ffmpeg's ``deband`` and ``gradfun``, a plain luma-guided filter (``GUIDED``: the
 classical edge-aware smoother the default model's blend head draws on, with no network; dithered to 8 bits
-like the models' first rows), the original recipe
-checkpoint at its
-schedule's steps, the default model at its default steps) restores every banded crop, and the metrics of
+like the models' first rows), the original recipe checkpoint at its schedule's steps, the default model at
+its default steps) restores every banded crop, and the metrics of
 :mod:`src.metrics.collection` compare the result with the clean crop. One markdown table per degradation
 goes to stdout and, atomically, to ``--out``.
 
@@ -221,8 +220,7 @@ GUIDED = (4, 1e-4)  # radius, eps of the guided-filter baseline: the best of a s
 
 
 def _guided_method() -> Method:
-    from src.models.guided import guided_filter
-    from src.models.unet import guided_scale
+    from src.models.guided import guided_filter, guided_scale
 
     r, eps = GUIDED
     # written to 8 bits with the same dither as the models' first rows: the 8-bit footing of every other row

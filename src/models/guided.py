@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["box_mean", "guided_filter", "luma"]
+__all__ = ["box_mean", "guided_filter", "guided_scale", "luma"]
 
 
 def luma(x: torch.Tensor) -> torch.Tensor:
@@ -58,6 +58,12 @@ def guided_filter(x: torch.Tensor, r: int, eps: float, guide: torch.Tensor | Non
         return a * g + b
     a, b = _coefficients(x, g, r, eps)
     return a * g + b
+
+
+def guided_scale(r: int) -> int:
+    """The fast form's subsampling for radius ``r``: none below 4, 2 below 8, then 4 (so the shrunk windows
+    keep a radius of at least 2)."""
+    return 1 if r < 4 else 2 if r < 8 else 4
 
 
 def _coefficients(x: torch.Tensor, g: torch.Tensor, r: int, eps: float) -> tuple[torch.Tensor, torch.Tensor]:

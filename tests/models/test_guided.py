@@ -84,3 +84,10 @@ def test_fast_form_is_close_to_the_exact_filter():
     # too small to shrink: the exact filter
     tiny = torch.rand(1, 3, 5, 40)
     assert torch.equal(guided_filter(tiny, 4, 1e-3, scale=4), guided_filter(tiny, 4, 1e-3))
+
+
+def test_fast_form_scales_keep_a_window():
+    from src.models.guided import guided_scale
+
+    assert [guided_scale(r) for r in (1, 3, 4, 7, 8, 16, 32)] == [1, 1, 2, 2, 4, 4, 4]
+    assert all(r / guided_scale(r) >= 2 for r in (4, 5, 8, 16))
