@@ -24,8 +24,9 @@ output bit depth:
   * 16-bit PNG/TIFF output keeps the smooth result exactly; it is the default for 16-bit inputs
     (--bit-depth 16 forces it; JPEG/WebP inputs in a folder run are then written as PNG).
   * 8-bit output is dithered by default: a blue-noise pattern (fine, high-frequency, invisible at
-    normal viewing) spreads the rounding so areas average to the smooth value. --dither-kind tpdf uses
-    triangular white noise instead; --no-dither rounds plainly (re-creates faint steps).
+    normal viewing; triangular, +-1 code, the same on every channel so it lies in the luma) spreads the
+    rounding so areas average to the smooth value, with no flat 1-code plateaus left. --dither-kind tpdf
+    uses triangular white noise instead; --no-dither rounds plainly (re-creates faint steps).
   * Videos: --video-bit-depth 10 (yuv420p10le) avoids the problem at the source and is recommended
     (best with --codec libx265); 8-bit video (the default for 8-bit inputs, plays everywhere) is dithered.
 

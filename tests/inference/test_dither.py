@@ -49,3 +49,22 @@ def test_quantize_ranges_and_depths() -> None:
     q = quantize(x, 8, "blue-noise")
     assert q.dtype == np.uint8 and q[0, 0] == 0 and q[0, 1] == 255
     assert quantize(x, 10, "none").max() == 1023
+
+
+def test_blue_noise_is_triangular_and_achromatic() -> None:
+    # a flat value on an exact code: a single threshold mask would leave it flat (a plateau between the
+    # dithered stretches of a ramp); the triangular dither spreads it over the codes either side
+    flat = np.full((64, 64), 100 / 255, dtype=np.float32)
+    q = quantize(flat, 8, "blue-noise").astype(np.int64)
+    assert set(np.unique(q)) <= {99, 100, 101} and (q != 100).mean() > 0.2
+    assert abs(q.mean() - 100) < 0.05
+    # the same pattern on every channel: colours one code apart stay one code apart everywhere (grey-axis noise)
+    ramp = np.linspace(50 / 255, 60 / 255, 256, dtype=np.float32)[None, :].repeat(64, 0)
+    rgb = np.stack([ramp, ramp + 1 / 255, ramp + 2 / 255], axis=2)
+    q = quantize(rgb, 8, "blue-noise").astype(np.int64)
+    assert (q[:, :, 1] - q[:, :, 0] == 1).all() and (q[:, :, 2] - q[:, :, 1] == 1).all()
+    # black and white stay exact, and values near them are not pushed past the ends
+    ends = np.concatenate([np.zeros((32, 32)), np.ones((32, 32))], axis=1).astype(np.float32)
+    assert (quantize(ends, 8, "blue-noise") == (ends * 255).astype(np.uint8)).all()
+    near = np.full((64, 64), 0.25 / 255, dtype=np.float32)
+    assert abs(quantize(near, 8, "blue-noise").mean() - 0.25) < 0.05
