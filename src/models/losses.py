@@ -108,7 +108,27 @@ class SSIMLoss(nn.Module):
         return self.per_sample(pred, target).mean()
 
 
-TERMS = ("fft", "l1", "l2", "charbonnier", "ssim")
+class FlatL1Loss(nn.Module):
+    """L1 over the pixels where the target is locally flat, 0 elsewhere, averaged over all pixels.
+
+    Added to the other terms it weights the flat regions (skies, walls: where banding is seen) more than
+    texture, whose quantization error no method can undo and which otherwise dominates pixel losses on
+    photo crops. "Flat" is the smooth-region PSNR's own mask (:func:`~src.metrics.smooth_psnr.smooth_mask`:
+    7 x 7 luma std of the target < 0.01).
+    """
+
+    def per_sample(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        from src.metrics.smooth_psnr import smooth_mask
+
+        with torch.no_grad():
+            mask = smooth_mask(target).to(pred.dtype)
+        return ((pred - target).abs() * mask).flatten(1).mean(1)
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.per_sample(pred, target).mean()
+
+
+TERMS = ("fft", "l1", "l2", "charbonnier", "ssim", "flat_l1")
 NORMALIZE = ("none", "input")
 
 
@@ -153,6 +173,8 @@ class DebandLoss(nn.Module):
                 self.terms[name] = PixelLoss(2)
             elif name == "charbonnier":
                 self.terms[name] = CharbonnierLoss(charbonnier_eps)
+            elif name == "flat_l1":
+                self.terms[name] = FlatL1Loss()
             else:
                 self.terms[name] = SSIMLoss(ssim_window)
         if "fft" not in weights and freq_weighting != "none":

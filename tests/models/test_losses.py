@@ -100,3 +100,21 @@ def test_input_normalisation_counts_each_image_by_its_own_degradation():
         loss(halfway, clean)
     with pytest.raises(ConfigError):
         DebandLoss(normalize="banded")
+
+
+def test_flat_l1_counts_only_the_flat_pixels_of_the_target():
+    from src.models.losses import FlatL1Loss
+
+    torch.manual_seed(0)
+    flat = torch.full((1, 3, 32, 32), 0.5)
+    textured = flat.clone()
+    textured[..., 16:] = torch.rand(1, 3, 32, 16)  # noise on the right half: not flat
+    err = torch.zeros_like(flat)
+    err[..., :8] = 0.02   # an error far inside the flat half
+    err[..., 24:] = 0.05  # an error inside the texture
+    loss = FlatL1Loss()
+    assert torch.isclose(loss(flat + err, flat), (err.abs()).mean(), atol=1e-6)  # all flat: plain L1
+    # on the textured target only the error in the flat half counts, averaged over every pixel
+    assert torch.isclose(loss(textured + err, textured), torch.tensor(0.02 * 8 / 32), atol=1e-6)
+    total, parts = DebandLoss({"l1": 1.0, "flat_l1": 2.0})(textured + err, textured)
+    assert set(parts) == {"l1", "flat_l1"} and torch.isclose(total, parts["l1"] + 2 * parts["flat_l1"])
