@@ -60,8 +60,10 @@ def test_default_model_recipe(tmp_path: Path):
     assert deg.bit_depth.p == 1.0 and deg.h264.p > 0 and deg.jpeg.p > 0
     assert cfg.model.net.unshuffle == 4 and cfg.model.net.blend_levels > 0
     assert cfg.indi.steps <= 2  # the 3 s per 1080p frame budget (MODEL_CARD.md)
-    # the sweeps' winner (MODEL_CARD.md): the FFT loss with pixel L1 and SSIM, and luma-guided candidates
-    assert cfg.loss.weights == {"fft": 1.0, "l1": 1.0, "ssim": 0.5} and cfg.loss.freq_weighting == "none"
+    # the sweeps' winner (MODEL_CARD.md): the FFT loss with pixel L1, SSIM and flat-pixel L1, and luma-guided
+    # candidates
+    assert cfg.loss.weights == {"fft": 1.0, "l1": 1.0, "ssim": 0.5, "flat_l1": 15.0}
+    assert cfg.loss.freq_weighting == "none"
     model = hydra.utils.instantiate(cfg.model, indi=cfg.indi, loss=cfg.loss, _recursive_=False)
-    assert set(model.loss_fn.terms) == {"fft", "l1", "ssim"}
+    assert set(model.loss_fn.terms) == {"fft", "l1", "ssim", "flat_l1"}
     assert model.net.blend_guided == [(4, 1e-4), (8, 1e-4), (16, 1e-3)]
