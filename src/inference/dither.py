@@ -94,11 +94,15 @@ def blue_noise_mask(size: int = 64, sigma: float = 1.5, seed: int = 0) -> np.nda
 
 
 def quantize(x: np.ndarray, bits: int = 8, dither: str = "blue-noise", seed: int = 0,
-             offset: tuple[int, int] = (0, 0)) -> np.ndarray:
+             offset: tuple[int, int] = (0, 0), triangular: bool = True,
+             ends: tuple[float, float] | None = None) -> np.ndarray:
     """Floats in [0, 1] ``(H, W)`` or ``(H, W, C)`` -> uint8 (bits <= 8) or uint16 integers in [0, 2^bits - 1].
 
     ``dither`` is one of :data:`DITHER_KINDS`. ``offset`` shifts the blue-noise mask (video frames use a
-    different offset per frame so the pattern does not stand still).
+    different offset per frame so the pattern does not stand still). Blue noise only: ``triangular=False``
+    uses the single mask (no noise on exact codes: video chroma, whose neutral grey should stay exact), and
+    ``ends`` are the codes where the triangular part fades out (default ``(0, 2^bits - 1)``; limited-range
+    video passes its black and white, 16 and 235 at 8 bits).
     """
     if dither not in DITHER_KINDS:
         raise ValueError(f"dither must be one of {', '.join(DITHER_KINDS)}; got {dither!r}")
@@ -113,8 +117,9 @@ def quantize(x: np.ndarray, bits: int = 8, dither: str = "blue-noise", seed: int
         if v.ndim == 3:
             m1, m2 = m1[:, :, None], m2[:, :, None]
         # the second field's weight: 1 (triangular, +-1 code) except within a code of the range's ends, where
-        # it fades to 0 (a single mask: 0 and top stay exact, and nothing is pushed past them and clipped)
-        a = np.clip(np.minimum(v, top - v), 0.0, 1.0)
+        # it fades to 0 (a single mask: black and white stay exact, and nothing is pushed past them)
+        lo, hi = ends if ends is not None else (0.0, float(top))
+        a = np.clip(np.minimum(np.abs(v - lo), np.abs(hi - v)), 0.0, 1.0) if triangular else 0.0
         q = np.floor(v + m1 + a * m2)
     elif dither == "tpdf":
         rng = np.random.default_rng(seed)

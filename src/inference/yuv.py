@@ -88,9 +88,14 @@ def rgb_to_frame(rgb: np.ndarray, bits: int, matrix: str, full_range: bool, dith
         planes = [(16.0 + 219.0 * y) * s, (128.0 + 224.0 * cb) * s, (128.0 + 224.0 * cr) * s]
     fmt = "yuv420p" if bits == 8 else "yuv420p10le"
     frame = VideoFrame(rgb.shape[1], rgb.shape[0], fmt)
+    unit = float(1 << (bits - 8))  # one 8-bit code
+    luma_ends = (0.0, top) if full_range else (16.0 * unit, 235.0 * unit)
     for i, (plane, data) in enumerate(zip(frame.planes, planes)):
-        # different mask offsets per plane so the luma and chroma noise do not line up
-        q = quantize(data, bits, dither, seed=seed + i, offset=(17 * i, 41 * i))
+        # different mask offsets per plane so the luma and chroma noise do not line up; the triangular
+        # dither (no plateaus) on the luma only, fading at video black and white, so black bars and neutral
+        # grey (chroma exactly at 128) stay exact and cost the encoder nothing
+        q = quantize(data, bits, dither, seed=seed + i, offset=(17 * i, 41 * i), triangular=i == 0,
+                     ends=luma_ends)
         dtype = np.dtype(np.uint8) if bits == 8 else np.dtype("<u2")
         buf = np.frombuffer(plane, dtype=dtype).reshape(plane.height, plane.line_size // dtype.itemsize)
         buf[:, : q.shape[1]] = q

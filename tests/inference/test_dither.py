@@ -68,3 +68,13 @@ def test_blue_noise_is_triangular_and_achromatic() -> None:
     assert (quantize(ends, 8, "blue-noise") == (ends * 255).astype(np.uint8)).all()
     near = np.full((64, 64), 0.25 / 255, dtype=np.float32)
     assert abs(quantize(near, 8, "blue-noise").mean() - 0.25) < 0.05
+
+
+def test_single_mask_and_custom_ends() -> None:
+    flat = np.full((64, 64), 100 / 255, dtype=np.float32)
+    assert (quantize(flat, 8, "blue-noise", triangular=False) == 100).all()  # exact codes stay exact
+    # with the ends at 100 and 200 (as limited-range video passes its black and white), 100 stays exact too
+    assert (quantize(flat, 8, "blue-noise", ends=(100.0, 200.0)) == 100).all()
+    ramp = np.linspace(100.2 / 255, 103.8 / 255, 256, dtype=np.float32)[None, :].repeat(64, 0)
+    q = quantize(ramp, 8, "blue-noise", triangular=False).astype(np.float64)
+    assert np.abs(q.mean(0) - ramp[0] * 255).mean() < 0.1  # still unbiased on average

@@ -27,3 +27,20 @@ def test_round_trip(bits: int, matrix: str, full: bool) -> None:
 def test_unspecified_matrix_follows_height() -> None:
     assert matrix_name(VideoFrame(64, 48, "yuv420p")) == "bt601"
     assert matrix_name(VideoFrame(1280, 720, "yuv420p")) == "bt709"
+
+
+@pytest.mark.parametrize("full", [False, True])
+def test_dither_leaves_black_white_and_neutral_chroma_exact(full: bool) -> None:
+    from src.inference.yuv import _read_plane
+
+    # black and white bars around a mid-grey ramp: only the ramp's luma may carry dither noise
+    rgb = np.zeros((32, 96, 3), dtype=np.float32)
+    rgb[:, 32:64] = np.linspace(0.4, 0.45, 32, dtype=np.float32)[None, :, None]
+    rgb[:, 64:] = 1.0
+    frame = rgb_to_frame(rgb, 8, "bt709", full, dither="blue-noise")
+    y, cb, cr = (_read_plane(p, 8).astype(int) for p in frame.planes)
+    black, white = (0, 255) if full else (16, 235)
+    assert (y[:, :32] == black).all() and (y[:, 64:] == white).all()
+    assert (cb == 128).all() and (cr == 128).all()  # grey everywhere: no chroma noise
+    ramp = y[:, 34:62]
+    assert len(np.unique(ramp)) >= 3 and (np.diff(ramp, axis=0) != 0).mean() > 0.2  # dithered, triangular
