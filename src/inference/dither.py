@@ -111,16 +111,17 @@ def quantize(x: np.ndarray, bits: int = 8, dither: str = "blue-noise", seed: int
     if dither == "blue-noise":
         mask = blue_noise_mask()
         h, w = v.shape[:2]
-        # two decorrelated blue-noise fields: the mask and its transpose, the same on every channel
-        m1 = _tile_mask(mask, h, w, offset[0], offset[1])
-        m2 = _tile_mask(np.ascontiguousarray(mask.T), h, w, offset[0] + 32, offset[1] + 32) - 0.5
-        if v.ndim == 3:
-            m1, m2 = m1[:, :, None], m2[:, :, None]
-        # the second field's weight: 1 (triangular, +-1 code) except within a code of the range's ends, where
-        # it fades to 0 (a single mask: black and white stay exact, and nothing is pushed past them)
-        lo, hi = ends if ends is not None else (0.0, float(top))
-        a = np.clip(np.minimum(np.abs(v - lo), np.abs(hi - v)), 0.0, 1.0) if triangular else 0.0
-        q = np.floor(v + m1 + a * m2)
+        # the same pattern on every channel; triangular: plus a second, decorrelated field (the transpose)
+        m = _tile_mask(mask, h, w, offset[0], offset[1])
+        m = m[:, :, None] if v.ndim == 3 else m
+        if triangular:
+            m2 = _tile_mask(np.ascontiguousarray(mask.T), h, w, offset[0] + 32, offset[1] + 32) - 0.5
+            m2 = m2[:, :, None] if v.ndim == 3 else m2
+            # its weight: 1 (+-1 code) except within a code of the range's ends, where it fades to 0 (the
+            # single mask: black and white stay exact, and nothing is pushed past them)
+            lo, hi = ends if ends is not None else (0.0, float(top))
+            m = m + np.clip(np.minimum(np.abs(v - lo), np.abs(hi - v)), 0.0, 1.0) * m2
+        q = np.floor(v + m)
     elif dither == "tpdf":
         rng = np.random.default_rng(seed)
         noise = rng.random(v.shape, dtype=np.float32) - rng.random(v.shape, dtype=np.float32)

@@ -12,6 +12,7 @@ import kornia
 import torch
 from torch import nn
 
+from src.metrics.smooth_psnr import smooth_mask
 from src.utils.errors import ConfigError
 
 FREQ_WEIGHTINGS = ("none", "radial", "focal")
@@ -118,8 +119,6 @@ class FlatL1Loss(nn.Module):
     """
 
     def per_sample(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        from src.metrics.smooth_psnr import smooth_mask
-
         with torch.no_grad():
             mask = smooth_mask(target).to(pred.dtype)
         return ((pred - target).abs() * mask).flatten(1).mean(1)
