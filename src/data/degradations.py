@@ -28,6 +28,7 @@ from src.utils.hydra_utils import to_plain
 __all__ = [
     "quantize",
     "quantize_ycbcr",
+    "quantize_chroma",
     "jpeg_compress",
     "add_noise",
     "h264_roundtrip",
@@ -91,8 +92,24 @@ def quantize_ycbcr(x: torch.Tensor, luma_bits: int, chroma_bits: int) -> torch.T
     _check_int_in("chroma_bits", chroma_bits, 1, 16)
     ycc = rgb_to_ycbcr(x.clamp(0.0, 1.0))
     y = quantize(ycc[..., :1, :, :], luma_bits)
-    c = quantize(ycc[..., 1:, :, :], chroma_bits)
+    c = quantize_chroma(ycc[..., 1:, :, :], chroma_bits)
     return ycbcr_to_rgb(torch.cat([y, c], dim=-3)).clamp(0.0, 1.0)
+
+
+def quantize_chroma(c: torch.Tensor, bits: int) -> torch.Tensor:
+    """Quantize chroma (kornia's Cb/Cr: 0.5 = neutral) to ``bits`` as digital Y'CbCr stores it: ``2^b - 1``
+    steps per unit around the neutral code ``2^(b-1)`` (JPEG's 128 at 8 bits), ``code = round((c - 0.5)
+    * (2^b - 1)) + 2^(b-1)``, clamped to ``[0, 2^b - 1]``.
+
+    Why not :func:`quantize`: on its grid ``k / (2^b - 1)`` neutral (0.5) falls exactly between two codes, so
+    every grey, white cloud and lamp would get a colour cast of half a chroma step (at 5 bits, 7 codes of
+    blue in 8-bit RGB), an error no real format makes.
+    """
+    _check_int_in("bits", bits, 1, 16)
+    levels = float(2**bits - 1)
+    mid = float(2 ** (bits - 1))
+    code = (_round((c - 0.5) * levels) + mid).clamp(0.0, levels)
+    return (code - mid) / levels + 0.5
 
 
 def jpeg_compress(x: torch.Tensor, quality: int) -> torch.Tensor:
@@ -120,6 +137,8 @@ def h264_roundtrip(x: torch.Tensor, crf: int = 35, preset: str = "medium") -> to
     replicate) to the even size 4:2:0 needs and cropped back."""
     import av
 
+    from src.inference.yuv import frame_to_rgb, matrix_for, rgb_to_frame
+
     if "libx264" not in av.codecs_available:
         raise DataError("the h264 degradation needs PyAV built with libx264 (pip install av: the wheels have it)")
     h, w = x.shape[-2:]
@@ -127,21 +146,24 @@ def h264_roundtrip(x: torch.Tensor, crf: int = 35, preset: str = "medium") -> to
     if h % 2 or w % 2:
         xp = torch.nn.functional.pad(xp[None], (0, w % 2, 0, h % 2), mode="replicate")[0]
     hp, wp = xp.shape[-2:]
-    rgb = (xp * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
+    # the Y'CbCr conversion is deband's own (src.inference.yuv), not swscale's: swscale's yuv420p -> rgb24
+    # reads 1 to 1.5 codes dark (mean luma -0.003 to -0.005 on photos, even at CRF 0), a bias that is not
+    # banding and that deband's video path, which reads the planes itself, never sees
+    matrix = matrix_for(2, hp)  # what an untagged stream decodes as (BT.601 below 720 lines), limited range
+    frame = rgb_to_frame(xp.permute(1, 2, 0).numpy(), 8, matrix, full_range=False, dither="none")
     enc = av.CodecContext.create("libx264", "w")
     enc.width, enc.height, enc.pix_fmt = wp, hp, "yuv420p"
     enc.time_base = fractions.Fraction(1, 25)
     # one thread: deterministic output, and no competition with the other work on the machine
     enc.options = {"crf": str(crf), "preset": preset, "threads": "1"}
-    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(format="yuv420p")
     frame.pts = 0
     packets = list(enc.encode(frame)) + list(enc.encode(None))
     dec = av.CodecContext.create("h264", "r")
     decoded = [f for p in packets for f in dec.decode(p)] + list(dec.decode(None))
     if len(decoded) != 1:
         raise DataError(f"h264 round trip returned {len(decoded)} frames instead of 1")
-    out = decoded[0].to_ndarray(format="rgb24")  # same (BT.601 limited-range) matrix as the encode side
-    return torch.from_numpy(out.transpose(2, 0, 1).astype(np.float32) / 255.0)[:, :h, :w].contiguous()
+    out = np.round(frame_to_rgb(decoded[0]) * 255.0) / 255.0  # as a decoded frame saved to 8-bit RGB
+    return torch.from_numpy(np.ascontiguousarray(out.transpose(2, 0, 1), dtype=np.float32))[:, :h, :w].contiguous()
 
 
 def add_noise(x: torch.Tensor, sigma: float, rng: np.random.Generator) -> torch.Tensor:

@@ -16,6 +16,7 @@ from src.data.degradations import (
     h264_roundtrip,
     jpeg_compress,
     quantize,
+    quantize_chroma,
     quantize_ycbcr,
 )
 from src.utils.errors import ConfigError
@@ -57,11 +58,26 @@ def test_ycbcr_mode_quantizes_luma_and_chroma():
     out = quantize_ycbcr(x, luma, chroma)
     ycc = rgb_to_ycbcr(out)
     for ch, bits in ((0, luma), (1, chroma), (2, chroma)):
-        k = ycc[ch] * (2**bits - 1)
+        # luma on k / (2^b - 1); chroma on the same step around neutral (0.5 = code 2^(b-1))
+        k = ycc[ch] * (2**bits - 1) if ch == 0 else (ycc[ch] - 0.5) * (2**bits - 1)
         assert (k - k.round()).abs().max() < 1e-3, f"channel {ch} is not on the {bits}-bit grid"
         assert len(torch.unique(k.round())) <= 2**bits
     # chroma is coarser than luma: fewer distinct Cb values than Y values
     assert len(torch.unique((ycc[1] * 7).round())) < len(torch.unique((ycc[0] * 31).round()))
+
+
+@pytest.mark.parametrize("chroma_bits", [2, 3, 5, 8])
+def test_ycbcr_keeps_neutral_grey_neutral(chroma_bits: int):
+    # neutral chroma (0.5) is a code, as in every real Y'CbCr format: greys get no colour cast
+    grey = torch.linspace(0, 1, 97).view(1, 1, 97).expand(3, 8, 97).contiguous()
+    out = quantize_ycbcr(grey, 6, chroma_bits)
+    assert torch.allclose(out[0], out[1], atol=1e-6) and torch.allclose(out[1], out[2], atol=1e-6)
+    assert torch.equal(quantize_chroma(torch.tensor([0.5]), chroma_bits), torch.tensor([0.5]))
+    # every chroma value, the ends included, is within half a step of its code: 2^b codes cover [0, 1]
+    x = torch.linspace(0, 1, 1001)
+    c = quantize_chroma(x, chroma_bits)
+    assert float((c - x).abs().max()) <= 0.5 / (2**chroma_bits - 1) + 1e-6
+    assert len(torch.unique(c)) == 2**chroma_bits
 
 
 def test_ycbcr_via_config():
@@ -185,6 +201,17 @@ def test_h264_roundtrip_is_lossy_close_and_deterministic():
     assert torch.equal(y, h264_roundtrip(x, crf=35))
     # a coarser CRF loses more
     assert float((h264_roundtrip(x, crf=50) - x).abs().mean()) > err
+
+
+def test_h264_roundtrip_has_no_colour_bias():
+    # nearly lossless (CRF 0): what comes back is the input up to rounding, with no offset (swscale's
+    # yuv420p -> rgb24 used to read every pixel 1-1.5 codes dark)
+    gx, gy = np.meshgrid(np.linspace(0.05, 0.95, 128), np.linspace(0.1, 0.9, 96))
+    x = torch.from_numpy(np.stack([gx, gy, (gx + gy) / 2]).astype(np.float32))
+    y = h264_roundtrip(x, crf=0)
+    assert abs(float((y - x).mean())) < 2e-4
+    assert float((y - x).abs().max()) < 4 / 255
+    assert torch.equal(y, (y * 255).round() / 255)  # 8-bit values
 
 
 def test_h264_roundtrip_odd_size():
