@@ -162,8 +162,8 @@ def h264_roundtrip(x: torch.Tensor, crf: int = 35, preset: str = "medium") -> to
     decoded = [f for p in packets for f in dec.decode(p)] + list(dec.decode(None))
     if len(decoded) != 1:
         raise DataError(f"h264 round trip returned {len(decoded)} frames instead of 1")
-    out = np.round(frame_to_rgb(decoded[0]) * 255.0) / 255.0  # as a decoded frame saved to 8-bit RGB
-    return torch.from_numpy(np.ascontiguousarray(out.transpose(2, 0, 1), dtype=np.float32))[:, :h, :w].contiguous()
+    out = np.round(frame_to_rgb(decoded[0])[:h, :w] * 255.0) / 255.0  # as a decoded frame saved to 8-bit RGB
+    return torch.from_numpy(np.ascontiguousarray(out.transpose(2, 0, 1)))
 
 
 def add_noise(x: torch.Tensor, sigma: float, rng: np.random.Generator) -> torch.Tensor:
