@@ -1,8 +1,9 @@
-"""Benchmarks: ``python -m src.benchmark speed|quality ...``.
+"""Benchmarks: ``python -m src.benchmark speed|quality|bound ...``.
 
 Subcommands are registered in :data:`COMMANDS` (name -> (add_arguments, run)): ``speed`` measures inference
 throughput and memory (``--checkpoint PATH --steps 1,2,4 --sizes 720p,1080p,4k``); ``quality`` scores methods
-on held-out photos per degradation (:mod:`src.benchmark_quality`).
+on held-out photos per degradation (:mod:`src.benchmark_quality`); ``bound`` scores non-blind dequantization,
+which knows the quantization grid, on the same photos (:mod:`src.benchmark_bound`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from src.benchmark_bound import add_bound_args, run_bound
 from src.benchmark_quality import add_quality_args, run_quality
 from src.utils.errors import ConfigError, DebandError
 
@@ -174,9 +176,11 @@ def _run_speed(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "speed": (_add_speed_args, _run_speed),
     "quality": (add_quality_args, run_quality),
+    "bound": (add_bound_args, run_bound),
 }
 HELP = {"speed": "inference speed (s/frame, MP/s) and peak memory per size and step count",
-        "quality": "PSNR, smooth PSNR, SSIM, CAMBI and s/1080p frame of each method on held-out photos"}
+        "quality": "PSNR, smooth PSNR, SSIM, CAMBI and s/1080p frame of each method on held-out photos",
+        "bound": "what knowing the quantization grid is worth: non-blind dequantization on the same photos"}
 
 
 def main(argv: list[str] | None = None) -> int:

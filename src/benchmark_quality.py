@@ -53,6 +53,7 @@ __all__ = [
     "load_images",
     "make_degradations",
     "dither_8bit",
+    "LastRun",
     "evaluate",
     "render_markdown",
     "add_quality_args",
@@ -174,7 +175,7 @@ def dither_8bit(x: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(q).permute(0, 3, 1, 2).contiguous()
 
 
-class _LastRun:
+class LastRun:
     """``fn`` with a one-entry cache keyed by the input tensor object: two rows that show two outputs of the
     same model run (float, dithered) restore each banded image once."""
 
@@ -195,7 +196,7 @@ def _model_methods(label: str, debander: Debander) -> list[Method]:
     default (blue-noise dither), then the float output itself (which CAMBI rounds to 8 bits plainly)."""
     steps = debander.default_steps
     name = f"{label} ({steps} step{'s' if steps != 1 else ''})"
-    run = _LastRun(lambda x: debander.deband_batch(x, steps=None))
+    run = LastRun(lambda x: debander.deband_batch(x, steps=None))
     return [Method(name, lambda x: dither_8bit(run(x)), steps=steps),
             Method(f"{name}, float", run, steps=steps, speed_from=name)]
 
