@@ -17,6 +17,7 @@ at +4 dB. A blind tool never sees the grid, so these rows are a reference, not a
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from src.utils.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     import torch
+
+    from src.benchmark_quality import Method
 
 __all__ = ["BoundCase", "make_cases", "build_bound_methods", "render_bound", "add_bound_args", "run_bound"]
 
@@ -70,7 +73,7 @@ def make_cases() -> list[BoundCase]:
 
 
 def build_bound_methods(case: BoundCase, iters: Sequence[int],
-                        model: Callable[[torch.Tensor], torch.Tensor] | None) -> list:
+                        model: Callable[[torch.Tensor], torch.Tensor] | None) -> list[Method]:
     """Rows for one case: input, consistent smoothing per ``iters``, and (with ``model``) the model and the
     model followed by consistent smoothing per ``iters`` (0 = the model's output projected into the cells)."""
     from src.benchmark_quality import LastRun, Method
@@ -86,7 +89,8 @@ def build_bound_methods(case: BoundCase, iters: Sequence[int],
     return rows
 
 
-def render_bound(results: dict, cases: Sequence[BoundCase], methods: dict[str, list], header: Sequence[str]) -> str:
+def render_bound(results: dict, cases: Sequence[BoundCase], methods: dict[str, list[Method]],
+                 header: Sequence[str]) -> str:
     """Markdown: settings, then one table per case with the smooth-region gain over the input."""
     lines = ["# What knowing the quantization grid is worth", "", *[f"- {h}" for h in header], ""]
     for case in cases:
@@ -153,7 +157,7 @@ def run_bound(args: argparse.Namespace) -> int:
     if str(args.checkpoint).lower() != "none":
         d = Debander.from_checkpoint(args.checkpoint, device=args.device, dtype=args.dtype)
         header.append(f"default model: {d.describe()}")
-        model = lambda x: d.deband_batch(x, steps=None)  # noqa: E731
+        model = functools.partial(d.deband_batch, steps=None)
     cases = make_cases()
     methods = {c.name: build_bound_methods(c, iters, model) for c in cases}
     results = {}
