@@ -48,19 +48,9 @@ class BoundCase:
     smooth: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
 
 
-def _rgb_smooth(bits: int) -> Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]:
-    from src.baselines.consistent import consistent_smooth, quantization_box
-
-    def smooth(banded: torch.Tensor, start: torch.Tensor, iters: int) -> torch.Tensor:
-        lo, hi = quantization_box(banded.float(), bits)
-        return consistent_smooth(start.float(), lo, hi, iters).clamp(0.0, 1.0)
-
-    return smooth
-
-
 def make_cases() -> list[BoundCase]:
     """``ycbcr_6_5`` and ``rgb_5`` (see the module docstring)."""
-    from src.baselines.consistent import consistent_smooth_ycbcr
+    from src.baselines.consistent import consistent_smooth_rgb, consistent_smooth_ycbcr
     from src.data.degradations import quantize, quantize_ycbcr
 
     return [
@@ -68,7 +58,8 @@ def make_cases() -> list[BoundCase]:
                   lambda x: quantize_ycbcr(x, 6, 5),
                   lambda b, s, n: consistent_smooth_ycbcr(b, 6, 5, start=s, iters=n)),
         BoundCase("rgb_5", "bit-depth reduction in RGB to 5 bits (`quality`'s rgb_jpeg before its JPEG)",
-                  lambda x: quantize(x, 5), _rgb_smooth(5)),
+                  lambda x: quantize(x, 5),
+                  lambda b, s, n: consistent_smooth_rgb(b, 5, start=s, iters=n)),
     ]
 
 

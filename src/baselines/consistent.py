@@ -16,7 +16,8 @@ from kornia.color import rgb_to_ycbcr, ycbcr_to_rgb
 
 from src.utils.errors import ConfigError
 
-__all__ = ["quantization_box", "ycbcr_box", "project", "consistent_smooth", "consistent_smooth_ycbcr"]
+__all__ = ["quantization_box", "ycbcr_box", "project", "consistent_smooth", "consistent_smooth_rgb",
+           "consistent_smooth_ycbcr"]
 
 
 def _check_bits(name: str, bits: int) -> None:
@@ -83,6 +84,16 @@ def consistent_smooth(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, iters
                - 4 * x)
         x = project(x + rate * lap, lo, hi)
     return x
+
+
+def consistent_smooth_rgb(banded: torch.Tensor, bits: int, start: torch.Tensor | None = None,
+                          iters: int = 200) -> torch.Tensor:
+    """:func:`consistent_smooth` in the RGB cells of a :func:`~src.data.degradations.quantize` image.
+
+    ``banded`` (and ``start``, default ``banded``): ``(B, 3, H, W)`` RGB in [0, 1]. Returns RGB, clamped.
+    """
+    lo, hi = quantization_box(banded.float(), bits)
+    return consistent_smooth((banded if start is None else start).float(), lo, hi, iters).clamp(0.0, 1.0)
 
 
 def consistent_smooth_ycbcr(banded: torch.Tensor, luma_bits: int, chroma_bits: int,
