@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(AVX512-BF16/AMX), float32 elsewhere); the image itself always stays float32")
     g.add_argument("--compile", action="store_true", help="torch.compile the network (slow start; for long videos)")
     g.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for torch (default: the cores not already busy, by the load average; "
+                   help="CPU threads for torch (default: the cores not busy at start, by their CPU use over 0.1 s; "
                         "a thread competing for a busy core stalls every operation)")
     g.add_argument("--seed", type=int, default=0, help="seed for path noise and TPDF dither (default 0)")
     g = p.add_argument_group("images")
@@ -99,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--codec", choices=list(VIDEO_CODECS), default="libx264", help="video encoder (default libx264)")
     g.add_argument("--video-bit-depth", type=int, choices=[8, 10], default=None,
                    help="8 (yuv420p, dithered) or 10 (yuv420p10le); default: 10 for >8-bit inputs, else 8")
-    g.add_argument("--batch", type=int, default=4, help="video frames debanded together (default 4)")
+    g.add_argument("--batch", type=int, default=None,
+                   help="video frames debanded together (default: 1 at 1080p, 2 at 720p on a CPU, as many as fit in 2.1 MP; 4 on a GPU)")
     g = p.add_argument_group("files")
     g.add_argument("--overwrite", action="store_true", help="replace existing outputs (never an input)")
     g.add_argument("--quiet", "-q", action="store_true", help="no progress or per-file lines (errors and the "
@@ -231,7 +232,7 @@ def _run_video(debander, job: Job, args: argparse.Namespace) -> str:  # noqa: AN
     opts = VideoOptions(steps=args.steps, tile=args.tile, overlap=args.overlap, seed=args.seed, codec=args.codec,
                         crf=args.crf, preset=args.preset, bit_depth=args.video_bit_depth,
                         dither=args.dither_kind if args.dither else "none", start=args.start,
-                        duration=args.duration, batch=max(1, args.batch), quiet=args.quiet)
+                        duration=args.duration, batch=args.batch, quiet=args.quiet)
     n = deband_video(debander, job.src, job.dst, opts)
     return f"{n} frames"
 
@@ -253,6 +254,8 @@ def _validate(args: argparse.Namespace) -> None:
         raise ConfigError(f"--crf must be in 0..51, got {args.crf}")
     if args.threads is not None and args.threads < 1:
         raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+    if args.batch is not None and args.batch < 1:
+        raise ConfigError(f"--batch must be >= 1, got {args.batch}")
 
 
 def _say(msg: str) -> None:

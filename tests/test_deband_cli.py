@@ -11,10 +11,12 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from src.data.image_io import read_image
 from src.deband import main
+from src.inference.video import frames_per_batch
 from tests.inference.fixtures import identity_ckpt, make_clip, tiny_ckpt  # noqa: F401 - fixtures
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -262,6 +264,31 @@ def test_video_part_and_10bit_hevc_mkv(run, tmp_path: Path) -> None:
         v = c.streams.video[0].codec_context
         assert (v.name, v.format.name) == ("hevc", "yuv420p10le")
         assert c.streams.audio and c.duration < 700_000
+
+
+def test_video_batches_by_pixels_on_a_cpu_and_gives_the_same_frames(run, tmp_path: Path) -> None:
+    cpu = torch.device("cpu")
+    assert frames_per_batch(1920, 1080, cpu) == 1 and frames_per_batch(1280, 720, cpu) == 2
+    assert frames_per_batch(3840, 2160, cpu) == 1 and frames_per_batch(64, 48, cpu) > 4
+    assert frames_per_batch(1920, 1080, torch.device("meta")) == 4  # accelerators: a fixed batch
+    src = make_clip(tmp_path / "clip.mp4", n=6, audio=False, subtitles=False)
+    outs = []
+    for batch in (None, "1", "4"):
+        dst = tmp_path / f"out_{batch}.mp4"
+        code, err = run(src, "-o", dst, "--steps", "1", *(["--batch", batch] if batch else []))
+        assert code == 0, err
+        with av.open(str(dst)) as c:
+            outs.append([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+    assert len(outs[0]) == 6
+    for other in outs[1:]:  # batching changes the speed, not the frames
+        assert all(np.array_equal(a, b) for a, b in zip(outs[0], other))
+
+
+def test_bad_batch_is_a_usage_error(run, tmp_path: Path) -> None:
+    src = make_clip(tmp_path / "clip.mp4", n=2, audio=False, subtitles=False)
+    code, err = run(src, "-o", tmp_path / "out.mp4", "--batch", "0")
+    assert code == 2 and _error_lines(err) == ["error: --batch must be >= 1, got 0"]
+    assert not (tmp_path / "out.mp4").exists()
 
 
 def test_video_keeps_display_rotation(run, tmp_path: Path) -> None:
