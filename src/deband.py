@@ -100,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--video-bit-depth", type=int, choices=[8, 10], default=None,
                    help="8 (yuv420p, dithered) or 10 (yuv420p10le); default: 10 for >8-bit inputs, else 8")
     g.add_argument("--batch", type=int, default=None,
-                   help="video frames debanded together (default: 1 at 1080p, 2 at 720p on a CPU, as many as fit in 2.1 MP; 4 on a GPU)")
+                   help="video frames debanded together (default: on a CPU as many as fit in 2.1 MP, 1 at 1080p and "
+                        "2 at 720p; 4 on a GPU)")
     g = p.add_argument_group("files")
     g.add_argument("--overwrite", action="store_true", help="replace existing outputs (never an input)")
     g.add_argument("--quiet", "-q", action="store_true", help="no progress or per-file lines (errors and the "
