@@ -179,7 +179,8 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[a
     "bound": (add_bound_args, run_bound),
 }
 HELP = {"speed": "inference speed (s/frame, MP/s) and peak memory per size and step count",
-        "quality": "PSNR, smooth PSNR, SSIM, CAMBI and s/1080p frame of each method on held-out photos",
+        "quality": "PSNR, smooth PSNR, SSIM, banding scores (8-bit output, no dither) and s/1080p frame of each "
+                   "method on held-out photos; with --frames, banding scores of banded frames without a reference",
         "bound": "what knowing the quantization grid is worth: non-blind dequantization on the same photos"}
 
 

@@ -2,10 +2,13 @@
 
 Writes to the run folder (``logs/eval/runs/<time>/``):
 - ``results.csv`` and ``results.md``: one row per step count (and one for the banded input) with PSNR,
-  smooth-region PSNR, SSIM, CAMBI (default and max_log_contrast=5) and seconds per megapixel;
+  smooth-region PSNR, SSIM, CAMBI (default and max_log_contrast=5; Cb and Cr at max_log_contrast=5), the
+  flat-area noise and seconds per megapixel, plus a ``clean`` row with the clean images' own banding scores
+  (the floor). Banding scores are taken on the restored output rounded to 8 bits without dither
+  (:mod:`src.metrics.banding`);
 - ``metrics_vs_steps.png``: each metric against the step count (the perception-distortion trade-off);
 - ``crops/crop_NN.png``: banded | restored | clean, each also contrast-stretched, and CAMBI heatmaps.
-With ``folder=PATH`` it evaluates banded images that have no ground truth, with CAMBI only.
+With ``folder=PATH`` it evaluates banded images that have no ground truth, with the banding scores only.
 """
 
 from __future__ import annotations
@@ -24,37 +27,47 @@ import hydra
 import lightning as L
 import numpy as np
 import torch
-import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
-from src.metrics.cambi import cambi, rgb_to_luma_codes
-from src.metrics.collection import METRICS, make_metric
+from src.metrics.collection import METRICS, NO_REFERENCE, make_metric, update_metric
 from src.models.indi_module import INDIModule, load_checkpoint  # noqa: F401 (load_checkpoint re-exported)
 from src.utils.errors import ConfigError, DataError
 from src.utils.hydra_utils import finish_wandb, instantiate_dict, one_line_errors, print_config_tree
+# the crop figures live in src.utils.panels (the benchmark draws them too); imported here for callers of src.eval
+from src.utils.panels import cambi_heatmap, most_banded_window, save_crop_panel, stretch  # noqa: F401
 
 log = logging.getLogger(__name__)
 
-NO_REFERENCE = ("cambi", "cambi_mlc5")
 LABELS = {"psnr": "PSNR (dB)", "psnr_smooth": "smooth-region PSNR (dB)", "ssim": "SSIM",
-          "cambi": "CAMBI", "cambi_mlc5": "CAMBI (max_log_contrast=5)", "s_per_mpx": "seconds / megapixel"}
+          "cambi": "CAMBI", "cambi_mlc5": "CAMBI (max_log_contrast=5)", "cambi_cb_mlc5": "CAMBI of Cb (mlc 5)",
+          "cambi_cr_mlc5": "CAMBI of Cr (mlc 5)", "flat_noise": "flat-area noise (luma codes)",
+          "s_per_mpx": "seconds / megapixel"}
 
 
 # ---------------------------------------------------------------------------------------------- metrics
 class StepTable:
-    """Accumulates every metric for the input and for each step count, plus restoration time."""
+    """Accumulates every metric for the input and for each step count, plus restoration time; with
+    ``clean_row`` also the clean images' own banding scores (row ``clean``: the floor a method can reach).
 
-    def __init__(self, steps: Iterable[int], names: Iterable[str]) -> None:
+    Banding scores are taken on each output rounded to 8 bits without dither (:mod:`src.metrics.banding`).
+    """
+
+    def __init__(self, steps: Iterable[int], names: Iterable[str], clean_row: bool = False) -> None:
         self.names = list(names)
         self.rows: dict[str, dict[str, Any]] = {"input": {n: make_metric(n) for n in self.names}}
         for n in steps:
             self.rows[str(n)] = {m: make_metric(m) for m in self.names}
+        if clean_row:
+            self.rows["clean"] = {m: make_metric(m) for m in self.names if m in NO_REFERENCE}
         self.seconds = {k: 0.0 for k in self.rows}
         self.megapixels = {k: 0.0 for k in self.rows}
 
-    def update(self, key: str, output: torch.Tensor, clean: torch.Tensor | None, seconds: float = 0.0) -> None:
-        for name in self.names:
-            self.rows[key][name].update(output, clean)
+    def update(self, key: str, output: torch.Tensor, clean: torch.Tensor | None, seconds: float = 0.0,
+               banded: torch.Tensor | None = None) -> None:
+        """Score ``output`` ``(B, 3, H, W)`` as row ``key``; ``banded`` is the input it came from (flat_noise's
+        mask; without it the output's own flat pixels are used)."""
+        for name, metric in self.rows[key].items():
+            update_metric(metric, name, output, clean, banded)
         self.seconds[key] += seconds
         self.megapixels[key] += output.shape[0] * output.shape[-1] * output.shape[-2] / 1e6
 
@@ -62,8 +75,9 @@ class StepTable:
         out = []
         for key, metrics in self.rows.items():
             row: dict[str, Any] = {"steps": key}
-            row.update({n: float(m.compute()) for n, m in metrics.items()})
-            row["s_per_mpx"] = (self.seconds[key] / self.megapixels[key]) if key != "input" else float("nan")
+            row.update({n: float(metrics[n].compute()) if n in metrics else float("nan") for n in self.names})
+            timed = key not in ("input", "clean")
+            row["s_per_mpx"] = (self.seconds[key] / self.megapixels[key]) if timed else float("nan")
             out.append(row)
         return out
 
@@ -112,8 +126,9 @@ def plot_metrics(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    steps_rows = [r for r in rows if r["steps"] != "input"]
+    steps_rows = [r for r in rows if r["steps"] not in ("input", "clean")]
     inp = next(r for r in rows if r["steps"] == "input")
+    ref = next((r for r in rows if r["steps"] == "clean"), None)
     names = [c for c in rows[0] if c != "steps" and not all(math.isnan(r[c]) for r in steps_rows)]
     ncols = min(3, len(names))
     nrows = math.ceil(len(names) / ncols)
@@ -125,6 +140,8 @@ def plot_metrics(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
         ax.plot(xs, [r[name] for r in steps_rows], "o-", label="restored")
         if not math.isnan(inp[name]):
             ax.axhline(inp[name], color="tab:red", ls="--", label="banded input")
+        if ref is not None and not math.isnan(ref[name]):
+            ax.axhline(ref[name], color="tab:green", ls=":", label="clean")
         ax.set_xscale("log", base=2)
         ax.set_xticks(xs, [str(x) for x in xs])
         ax.set_xlabel("INDI steps")
@@ -134,72 +151,6 @@ def plot_metrics(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def cambi_heatmap(img: torch.Tensor, **kw: Any) -> np.ndarray:
-    """CAMBI's per-pixel banding map ``(H, W)`` of one RGB image ``(3, H, W)`` in [0, 1]."""
-    _, heat = cambi(rgb_to_luma_codes(img), return_heatmap=True, **kw)
-    return heat.numpy()
-
-
-def stretch(img: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-    """Contrast-stretch ``img`` with the 1-99 % range of ``ref`` (both ``(3, H, W)``), so banding shows."""
-    lo, hi = torch.quantile(ref.float().flatten(), torch.tensor([0.01, 0.99])).tolist()
-    if hi - lo < 4 / 255:
-        mid = (hi + lo) / 2
-        lo, hi = mid - 2 / 255, mid + 2 / 255
-    return ((img - lo) / (hi - lo)).clamp(0, 1)
-
-
-def most_banded_window(heat: np.ndarray, size: int) -> tuple[int, int]:
-    """Top-left corner of the ``size`` x ``size`` window with the most banding in ``heat``."""
-    h, w = heat.shape
-    size_h, size_w = min(size, h), min(size, w)
-    pooled = F.avg_pool2d(torch.from_numpy(heat)[None, None].float(), (size_h, size_w), stride=max(1, size // 4))
-    idx = int(pooled.flatten().argmax())
-    pw = pooled.shape[-1]
-    stride = max(1, size // 4)
-    return (idx // pw) * stride, (idx % pw) * stride
-
-
-def save_crop_panel(banded: torch.Tensor, restored: torch.Tensor, clean: torch.Tensor | None, steps: int,
-                    size: int, path: Path) -> Path:
-    """banded | restored | clean, the same contrast-stretched, and the CAMBI heatmaps, around the worst band."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    heat_in = cambi_heatmap(banded)
-    heat_out = cambi_heatmap(restored)
-    y, x = most_banded_window(heat_in, size)
-    crop = (slice(None), slice(y, y + size), slice(x, x + size))
-    panels = [("banded", banded), (f"restored ({steps} steps)", restored)]
-    if clean is not None:
-        panels.append(("clean", clean))
-    ref = (clean if clean is not None else banded)[crop]
-    fig, axes = plt.subplots(3, len(panels), figsize=(3.0 * len(panels), 9.0), squeeze=False)
-    vmax = max(float(heat_in.max()), float(heat_out.max()), 1e-6)
-    for j, (name, img) in enumerate(panels):
-        axes[0][j].imshow(img[crop].permute(1, 2, 0).numpy(), interpolation="nearest")
-        axes[0][j].set_title(name, fontsize=9)
-        axes[1][j].imshow(stretch(img[crop], ref).permute(1, 2, 0).numpy(), interpolation="nearest")
-        axes[1][j].set_title(f"{name}, contrast-stretched", fontsize=9)
-        heat = {0: heat_in, 1: heat_out}.get(j)
-        if heat is not None:
-            im = axes[2][j].imshow(heat[y:y + size, x:x + size], cmap="magma", vmin=0, vmax=vmax)
-            axes[2][j].set_title(f"CAMBI heatmap, {name.split(' ')[0]}", fontsize=9)
-            fig.colorbar(im, ax=axes[2][j], fraction=0.046)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if not ax.images:
-            ax.axis("off")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
 
@@ -245,7 +196,7 @@ def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
     log.info("Evaluating %s: %s", cfg.ckpt_path, module.describe())
     folder_mode = cfg.get("folder") is not None
     names = list(NO_REFERENCE) if folder_mode else list(METRICS)
-    table = StepTable(steps, names)
+    table = StepTable(steps, names, clean_row=not folder_mode)
     crop_steps = module.schedule.steps if module.schedule.steps in steps else max(steps)
     crops: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
     source = folder_images(cfg.folder) if folder_mode else paired_batches(cfg)
@@ -256,10 +207,12 @@ def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
         for banded, clean in source:
             banded = banded.to(cfg.device)
             clean = clean.to(cfg.device) if clean is not None else None
-            table.update("input", banded, clean)
+            table.update("input", banded, clean, banded=banded)
+            if clean is not None:
+                table.update("clean", clean, clean, banded=banded)
             for n in steps:
                 restored, seconds = timed_restore(module, banded, n)
-                table.update(str(n), restored, clean, seconds)
+                table.update(str(n), restored, clean, seconds, banded=banded)
                 if n == crop_steps:
                     for i in range(min(banded.shape[0], cfg.num_crops - len(crops))):
                         crops.append((banded[i].cpu(), restored[i].cpu(), None if clean is None else clean[i].cpu()))

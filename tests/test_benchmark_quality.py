@@ -15,9 +15,10 @@ from src import benchmark_quality as bq
 from src.benchmark import main
 from src.data.degradations import quantize_ycbcr
 from src.data.torch_threads import one_torch_thread
+from src.utils.errors import DataError
 from tests.inference.fixtures import save_tiny_checkpoint
 
-DEGRADATIONS = ("ycbcr_6_5", "rgb_jpeg", "h264")
+DEGRADATIONS = ("ycbcr_6_5", "rgb_jpeg", "h264", "stream_1080p")
 
 
 @pytest.fixture(autouse=True)
@@ -58,16 +59,18 @@ def test_quality_benchmark_end_to_end(tmp_path, capsys):
     # trained with 2 steps, recommending 1: the recipe row runs the schedule's 2, the default row 1
     ckpt = save_tiny_checkpoint(tmp_path / "tiny.ckpt", steps=2, extra_hparams={"deband_steps": 1})
     out = tmp_path / "report" / "quality.md"
+    # stream_1080p on 96x64 frames: the same code as 1920x1080, only smaller
     rc = main(["quality", "--checkpoint", str(ckpt), "--recipe", str(ckpt), "--images", str(tmp_path / "imgs"),
-               "--size", "64", "--speed", "extrapolate", "--out", str(out), "--threads", "1"])
+               "--size", "64", "--stream-size", "96x64", "--figure-crop", "48", "--speed", "extrapolate",
+               "--out", str(out), "--threads", "1"])
     assert rc == 0
     md = out.read_text()
     assert md in capsys.readouterr().out  # printed as well as written
     tables = _tables(md)
     assert list(tables) == list(DEGRADATIONS)
     rows = ["input (banded)", "ffmpeg deband", "ffmpeg gradfun", "guided filter (r 4, eps 0.0001)",
-            "recipe (2 steps)", "recipe (2 steps), float",
-            "default model (1 step)", "default model (1 step), float"]
+            "recipe (2 steps)", "recipe (2 steps) (dithered)",
+            "default model (1 step)", "default model (1 step) (dithered)"]
     for deg, table in tables.items():
         assert list(table) == rows, deg
         for method, cells in table.items():
@@ -75,8 +78,8 @@ def test_quality_benchmark_end_to_end(tmp_path, capsys):
             numbers = cells if method != "input (banded)" else cells[:-1]
             assert all(math.isfinite(float(c)) for c in numbers), (deg, method, cells)
         assert table["input (banded)"][-1] == "–"  # nothing to time
-        # one model run, two outputs: same speed; the dithered row sits on 8-bit codes
-        assert table["recipe (2 steps)"][-1] == table["recipe (2 steps), float"][-1]
+        # one model run, two outputs: same speed
+        assert table["recipe (2 steps)"][-1] == table["recipe (2 steps) (dithered)"][-1]
     # the input row's PSNR is the mean over images of the PSNR of the banded image (direct computation)
     psnrs = []
     for u8 in clean:
@@ -85,13 +88,126 @@ def test_quality_benchmark_end_to_end(tmp_path, capsys):
         psnrs.append(10 * math.log10(1.0 / mse))
     assert float(tables["ycbcr_6_5"]["input (banded)"][0]) == pytest.approx(np.mean(psnrs), abs=0.006)
     assert "extrapolated" in md and "grad_0.png" in md
+    assert "clean crops themselves" in md and "Cb CAMBI mlc5" in md and "96x64 frames themselves" in md
+    # one crop panel per stream_1080p image, beside the report by default
+    figures = sorted((out.parent / "bench_figures").glob("*.png"))
+    assert [f.name for f in figures] == ["stream_1080p_00_grad_0.png", "stream_1080p_01_grad_1.png"]
+    assert Image.open(figures[0]).size[0] > 300
+
+
+def test_degradations_option_picks_and_rejects(tmp_path, capsys):
+    _gradients(tmp_path / "imgs", n=1)
+    out = tmp_path / "q.md"
+    rc = main(["quality", "--checkpoint", "none", "--images", str(tmp_path / "imgs"), "--size", "64",
+               "--degradations", "h264", "--speed", "extrapolate", "--out", str(out), "--figures",
+               str(tmp_path / "figs")])
+    assert rc == 0 and list(_tables(out.read_text())) == ["h264"]
+    assert not (tmp_path / "figs").exists()  # only stream_1080p and the frames draw panels
+    assert main(["quality", "--images", str(tmp_path / "imgs"), "--degradations", "h264,vhs"]) == 1
+    assert "unknown vhs" in capsys.readouterr().err
+
+
+def test_stream_degradation_on_a_small_frame():
+    (deg,) = bq.make_degradations(stream_frame=(64, 96), names=["stream_1080p"])
+    assert deg.frame == (64, 96) and deg.figure and "96x64" in deg.description
+    y, x = torch.meshgrid(torch.linspace(0, 1, 120), torch.linspace(0, 1, 200), indexing="ij")
+    photo = torch.stack([0.2 + 0.5 * x, 0.3 + 0.4 * y, 0.6 - 0.3 * (x + y) / 2])
+    clean = bq.fit_frame(photo, *deg.frame)
+    assert clean.shape == (3, 64, 96)
+    banded = deg.apply(clean)
+    assert banded.shape == clean.shape and banded.dtype == torch.float32
+    assert torch.equal(banded * 255, (banded * 255).round())  # 8-bit valued
+    assert 0 < float((banded - clean).abs().mean()) < 0.05
+
+
+def test_model_rows_are_rounded_without_dither_then_dithered():
+    class FakeDebander:
+        default_steps = 1
+
+        def deband_batch(self, x, steps=None):
+            return (x + 0.3 / 255).clamp(0, 1)  # a float output between the 8-bit codes
+
+    plain, dithered = bq._model_methods("m", FakeDebander())
+    assert (plain.name, dithered.name) == ("m (1 step)", "m (1 step) (dithered)")
+    assert plain.figure and not dithered.figure and dithered.speed_from == plain.name
+    x = torch.linspace(0.2, 0.3, 64)[None, None, None, :].expand(1, 3, 32, 64).contiguous()
+    x = torch.round(x * 255) / 255
+    assert torch.equal(plain.run(x), x)  # rounded plainly: back on the input's codes
+    d = dithered.run(x)
+    assert torch.equal(d * 255, (d * 255).round()) and not torch.equal(d, x)  # 8-bit, but with the dither's noise
+
+
+def _banded_frame(path: Path, offset: float, size: tuple[int, int] = (80, 120)) -> np.ndarray:
+    """A 6-bit staircase frame written as an 8-bit PNG; returns the uint8 array."""
+    h, w = size
+    ramp = np.tile(np.linspace(0.3 + offset, 0.55 + offset, w)[None, :, None], (h, 1, 3))
+    ramp[..., 2] *= 0.9
+    u8 = np.round(np.round(ramp * 63) / 63 * 255).astype(np.uint8)
+    Image.fromarray(u8).save(path)
+    return u8
+
+
+def test_find_frames_pairs_published_outputs(tmp_path):
+    for name in ("banded-2.png", "banded-12.png", "published-indi-2.png", "notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    frames = bq.find_frames(tmp_path)
+    assert [(f.name, f.published.name if f.published else None) for f in frames] == [
+        ("banded-12.png", None), ("banded-2.png", "published-indi-2.png")]
+    assert [f.name for f in bq.find_frames(tmp_path / "banded-1*.png")] == ["banded-12.png"]
+    with pytest.raises(DataError):
+        bq.find_frames(tmp_path / "missing")
+
+
+def test_no_reference_frames(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # no test photos here: the frames mode does not need them
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    banded = _banded_frame(frames / "banded-1.png", 0.0)
+    _banded_frame(frames / "banded-2.png", 0.1)
+    # the "published" restoration of frame 1: the staircase smoothed along x, rounded
+    smooth = np.stack([np.convolve(np.pad(row, 4, mode="edge"), np.ones(9) / 9, mode="valid")
+                       for row in banded.transpose(0, 2, 1).reshape(-1, banded.shape[1]).astype(float)])
+    smooth = smooth.reshape(banded.shape[0], 3, -1).transpose(0, 2, 1)
+    Image.fromarray(np.round(smooth).astype(np.uint8)).save(frames / "published-indi-1.png")
+    ckpt = save_tiny_checkpoint(tmp_path / "tiny.ckpt", steps=1)
+    out = tmp_path / "frames.md"
+    rc = main(["quality", "--frames", str(frames), "--checkpoint", str(ckpt), "--figure-crop", "64",
+               "--out", str(out), "--threads", "1"])
+    assert rc == 0
+    md = out.read_text()
+    assert md in capsys.readouterr().out
+    per_frame = [line.strip("|").split("|") for line in md.splitlines()
+                 if line.startswith("| banded-")]
+    rows = [(c[0].strip(), c[1].strip()) for c in per_frame]
+    methods = ["input (banded)", "ffmpeg deband", "ffmpeg gradfun", "guided filter (r 4, eps 0.0001)",
+               "default model (1 step)", "default model (1 step) (dithered)"]
+    assert rows == [("banded-1.png", m) for m in [*methods, "published model"]] + [("banded-2.png", m)
+                                                                                    for m in methods]
+    assert all(len(c) == len(bq.FRAME_COLUMNS) + 3 for c in per_frame)
+    mean = md.split("## Mean over frames (2)")[1]
+    mean_rows = {c[0].strip(): [v.strip() for v in c[1:]] for c in
+                 (line.strip("|").split("|") for line in mean.splitlines() if line.startswith("| ")) if
+                 c[0].strip() != "method"}
+    assert list(mean_rows) == [*methods, "published model"]
+    assert mean_rows["published model"][-1] == "1" and mean_rows["input (banded)"][-1] == "2"  # frames counted
+    cols = list(bq.FRAME_COLUMNS)
+    inp, pub = mean_rows["input (banded)"], mean_rows["published model"]
+    assert float(inp[cols.index("cambi_mlc5")]) > 5  # a 6-bit staircase: banded
+    # its bands are flat (but for 1-code luma steps where only blue steps) and nothing is textured
+    assert float(inp[cols.index("flat_noise")]) < 0.1 and inp[cols.index("texture_psnr")] == "n/a"
+    assert float(pub[cols.index("cambi_mlc5")]) < float(inp[cols.index("cambi_mlc5")])
+    assert inp[-2] == "–" and pub[-2] == "–"  # neither is run here: no seconds
+    assert float(mean_rows["default model (1 step)"][-2]) > 0
+    figures = sorted(p.name for p in (tmp_path / "bench_figures").glob("*.png"))
+    assert figures == ["banded-1.png", "banded-2.png"]
 
 
 def test_quality_skips_missing_weights_with_a_note(tmp_path, capsys):
     _gradients(tmp_path / "imgs", n=1)
     out = tmp_path / "q.md"
     rc = main(["quality", "--checkpoint", str(tmp_path / "absent.ckpt"), "--images", str(tmp_path / "imgs"),
-               "--size", "64", "--speed", "extrapolate", "--out", str(out), "--limit", "1"])
+               "--size", "64", "--stream-size", "96x64", "--speed", "extrapolate", "--out", str(out),
+               "--limit", "1"])
     assert rc == 0
     md = out.read_text()
     assert "default model: skipped (checkpoint not found" in md and "recipe: skipped" in md

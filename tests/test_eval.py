@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 import numpy as np
@@ -33,12 +34,17 @@ def _eval_cfg(tmp_path: Path, ckpt: Path, *overrides: str):
 
 def test_eval_writes_table_plot_and_crops(tiny_ckpt: Path, tmp_path: Path):
     rows = evaluate(_eval_cfg(tmp_path, tiny_ckpt))
-    assert [r["steps"] for r in rows] == ["input", "1", "2"]
+    assert [r["steps"] for r in rows] == ["input", "1", "2", "clean"]
     with open(tmp_path / "results.csv") as f:
         table = list(csv.DictReader(f))
-    assert len(table) == 3
-    assert {"psnr", "psnr_smooth", "ssim", "cambi", "cambi_mlc5", "s_per_mpx"} <= set(table[0])
+    assert len(table) == 4
+    assert {"psnr", "psnr_smooth", "ssim", "cambi", "cambi_mlc5", "cambi_cb_mlc5", "cambi_cr_mlc5", "flat_noise",
+            "s_per_mpx"} <= set(table[0])
     assert float(table[1]["s_per_mpx"]) > 0 and float(table[0]["psnr"]) > 20
+    # the clean row: the reference's own banding scores, nothing to compare it with or to time
+    clean = rows[-1]
+    assert math.isnan(clean["psnr"]) and math.isnan(clean["s_per_mpx"])
+    assert all(math.isfinite(clean[k]) for k in ("cambi", "cambi_mlc5", "cambi_cb_mlc5", "cambi_cr_mlc5"))
     assert "| steps |" in (tmp_path / "results.md").read_text()
     assert Image.open(tmp_path / "metrics_vs_steps.png").size[0] > 500
     assert len(list((tmp_path / "crops").glob("crop_*.png"))) == 1
@@ -50,8 +56,10 @@ def test_eval_folder_mode_no_reference(tiny_ckpt: Path, tmp_path: Path):
     ramp = np.tile(np.linspace(0, 1, 240)[None, :, None], (230, 1, 3))
     Image.fromarray((np.round(ramp * 15) / 15 * 255).astype(np.uint8)).save(folder / "a.png")
     rows = evaluate(_eval_cfg(tmp_path / "out", tiny_ckpt, f"folder={folder}"))
-    assert set(rows[0]) == {"steps", "cambi", "cambi_mlc5", "s_per_mpx"}
-    assert rows[0]["cambi_mlc5"] > 0
+    assert set(rows[0]) == {"steps", "cambi", "cambi_mlc5", "cambi_cb_mlc5", "cambi_cr_mlc5", "flat_noise",
+                            "s_per_mpx"}
+    assert [r["steps"] for r in rows] == ["input", "1", "2"]  # no clean row without a reference
+    assert rows[0]["cambi_mlc5"] > 0 and rows[0]["flat_noise"] == 0.0  # the input's bands are flat
 
 
 def test_eval_errors(tiny_ckpt: Path, tmp_path: Path):

@@ -14,8 +14,8 @@ from typing import Any
 import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
-from src.data.datasets import FixedBandingDataset, PairedDataset, SyntheticBandingDataset
-from src.data.degradations import Degradation
+from src.data.datasets import FixedBandingDataset, FullFrames, PairedDataset, SyntheticBandingDataset
+from src.data.degradations import Degradation, StreamConfig
 from src.data.pairs import Pair, pairs_from_csv, pairs_from_folders
 from src.data.sources import (
     Source,
@@ -61,6 +61,28 @@ def _pair_spec(name: str, spec: Any) -> dict[str, str] | None:
     return {k: str(v) for k, v in spec.items()}
 
 
+_FULL_FRAME_DEFAULTS = {"fraction": 0.5, "variants": 3, "short_side": 1080, "dark_p": 0.25, "smooth_images": 4}
+
+
+def _full_frame_spec(spec: Any) -> dict[str, Any] | None:
+    """Validate ``data.full_frame``: null, or a mapping of :data:`_FULL_FRAME_DEFAULTS`' keys."""
+    spec = to_plain(spec)
+    if spec is None:
+        return None
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"data.full_frame must be a mapping or null, got {spec!r}")
+    unknown = set(spec) - set(_FULL_FRAME_DEFAULTS)
+    if unknown:
+        raise ConfigError(f"unknown key(s) {sorted(unknown)} in data.full_frame; "
+                          f"allowed: {sorted(_FULL_FRAME_DEFAULTS)}")
+    out = {**_FULL_FRAME_DEFAULTS, **spec}
+    out["fraction"] = _number("full_frame.fraction", out["fraction"], 0.0, 1.0)
+    out["dark_p"] = _number("full_frame.dark_p", out["dark_p"], 0.0, 1.0)
+    for key, lo in (("variants", 1), ("short_side", 16), ("smooth_images", 0)):
+        out[key] = _int(f"full_frame.{key}", out[key], lo)
+    return out
+
+
 def _load_pairs(spec: Mapping[str, str]) -> list[Pair]:
     if "csv" in spec:
         return pairs_from_csv(spec["csv"])
@@ -81,6 +103,9 @@ class BandingDataModule(L.LightningDataModule):
     ``{csv}``) gives a separate test set; otherwise test uses the validation set.
     ``downscale`` (>= 1) shrinks photos, not pairs or the smooth images.
     ``degradation`` is the :meth:`Degradation.from_config` mapping (None = the default recipe).
+    ``full_frame`` (``{fraction, variants, short_side, dark_p, smooth_images}``, null = off): that fraction of
+    the training crops comes from whole training images banded at full resolution by the ``stream`` stage
+    (:class:`~src.data.datasets.FullFrames`), plus ``smooth_images`` procedural smooth images of 1080 x 1920.
     """
 
     def __init__(
@@ -104,6 +129,7 @@ class BandingDataModule(L.LightningDataModule):
         pin_memory: bool = False,
         persistent_workers: bool | None = None,
         require_root: bool = False,
+        full_frame: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if require_root and root is None:
@@ -142,6 +168,7 @@ class BandingDataModule(L.LightningDataModule):
         if self.val_patch_size is None and paired is None:
             raise ConfigError("data.val_patch_size may be null only in paired mode; set it (e.g. 256)")
         self.degradation = Degradation.from_config(degradation)  # validate now: fail before training
+        self.full_frame = _full_frame_spec(full_frame)
         self.save_hyperparameters(logger=True)
 
         self.train_dataset: Dataset | None = None
@@ -178,8 +205,16 @@ class BandingDataModule(L.LightningDataModule):
                 stacklevel=2,
             )
             val = train
+        full = None
+        if self.full_frame is not None:
+            spec = self.full_frame
+            images = [s for s in train if not s.smooth]
+            images += smooth_images(spec["smooth_images"], self.seed + 1, size=(1080, 1920))
+            full = FullFrames(images, self.degradation.stream or StreamConfig(), spec["variants"],
+                              spec["short_side"], spec["dark_p"], self.seed)
         self.train_dataset = SyntheticBandingDataset(
-            train, self.patch_size, self.samples_per_epoch, self.degradation, self.smooth_fraction
+            train, self.patch_size, self.samples_per_epoch, self.degradation, self.smooth_fraction,
+            full_frames=full, full_frame_fraction=self.full_frame["fraction"] if full else 0.0,
         )
         self.val_dataset = (
             FixedBandingDataset(

@@ -20,14 +20,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from src.data.degradations import Degradation
+from src.data.degradations import Degradation, StreamConfig, stream_roundtrip
 from src.data.image_io import read_image, to_rgb
 from src.data.pairs import Pair
-from src.data.sources import Source, ensure_min_size
+from src.data.sources import Source, _from_float, _resize, ensure_min_size
 from src.data.torch_threads import one_torch_thread
 from src.utils.errors import ConfigError, DataError
 
-__all__ = ["SyntheticBandingDataset", "FixedBandingDataset", "PairedDataset", "Sample"]
+__all__ = ["SyntheticBandingDataset", "FixedBandingDataset", "PairedDataset", "FullFrames", "Sample"]
 
 #: What every dataset item looks like.
 Sample = dict[str, torch.Tensor]
@@ -80,6 +80,69 @@ def _check_fraction(value: Any) -> float | None:
     return float(value)
 
 
+class FullFrames:
+    """Whole images banded at full resolution by the stream stage, then cropped: bands as wide as a real
+    frame's (50-500 px at 1080p), which no crop-first degradation can make.
+
+    Each source is resized so its short side is ``short_side`` (the scale of a 1080p frame), and degraded
+    ``variants`` times, each with its own stream parameters (:class:`~src.data.degradations.StreamConfig`,
+    always applied) and, with probability ``dark_p``, darkened first (a dark scene: gain 0.2-0.6) so the
+    bands sit where the eye sees them best. Pairs are made on first use and kept in memory (a 1080p pair
+    is 18 MB), deterministic in ``seed``.
+    """
+
+    def __init__(self, sources: Sequence[Source], stream: StreamConfig, variants: int = 3,
+                 short_side: int = 1080, dark_p: float = 0.25, seed: int = 0) -> None:
+        if not sources:
+            raise DataError("no images for the full-frame stream pairs")
+        self.sources = list(sources)
+        self.stream = stream
+        self.variants = _check_int("full_frame.variants", variants, 1)
+        self.short_side = _check_int("full_frame.short_side", short_side, 16)
+        self.dark_p = float(dark_p)
+        self.seed = int(seed)
+        self._cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+
+    def __len__(self) -> int:
+        return len(self.sources) * self.variants
+
+    def pair(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(banded uint8, clean uint16)`` ``(H, W, 3)`` arrays of pair ``index`` (made once)."""
+        key = divmod(index, self.variants)
+        if key not in self._cache:
+            self._cache[key] = self._make(*key)
+        return self._cache[key]
+
+    def _make(self, si: int, variant: int) -> tuple[np.ndarray, np.ndarray]:
+        src = self.sources[si]
+        rng = np.random.default_rng([self.seed & 0xFFFFFFFF, si, variant, 0xF11])
+        f = self.short_side / min(src.height, src.width)
+        h, w = max(2, round(src.height * f)), max(2, round(src.width * f))
+        with one_torch_thread():
+            img = _resize(src.to_float(), h, w, antialias=f < 1)
+            if rng.random() < self.dark_p:
+                img = img * np.float32(rng.uniform(0.2, 0.6))
+            clean = _from_float(img, src.name).pixels
+            banded = stream_roundtrip(torch.from_numpy(img).permute(2, 0, 1), **self.stream.draw(rng))
+        banded = np.round(banded.permute(1, 2, 0).numpy() * 255.0).astype(np.uint8)
+        return np.ascontiguousarray(banded), clean
+
+    def sample(self, rng: np.random.Generator, p: int, augment: bool = True) -> Sample:
+        """A random ``p`` x ``p`` crop of a random pair (the same window, flip and rotation in both)."""
+        banded, clean = self.pair(int(rng.integers(len(self))))
+        p_eff = min(p, banded.shape[0], banded.shape[1])
+        y = int(rng.integers(0, banded.shape[0] - p_eff + 1))
+        x = int(rng.integers(0, banded.shape[1] - p_eff + 1))
+        k, flip = (int(rng.integers(4)), bool(rng.random() < 0.5)) if augment else (0, False)
+        b = _to_chw(_augment(banded[y : y + p_eff, x : x + p_eff], k, flip), 1.0 / 255.0)
+        c = _to_chw(_augment(clean[y : y + p_eff, x : x + p_eff], k, flip), 1.0 / 65535.0)
+        if p_eff < p:  # an image smaller than the crop: pad both the same way
+            pad = (0, p - p_eff, 0, p - p_eff)
+            b = torch.nn.functional.pad(b[None], pad, mode="replicate")[0]
+            c = torch.nn.functional.pad(c[None], pad, mode="replicate")[0]
+        return {"banded": b, "clean": c}
+
+
 class SyntheticBandingDataset(Dataset):
     """Random ``patch_size`` crops of clean sources (random flips and 90-degree rotations), then the
     :class:`Degradation`. Length is ``samples_per_epoch``; the index only bounds the epoch.
@@ -95,9 +158,13 @@ class SyntheticBandingDataset(Dataset):
         degradation: Degradation | Mapping[str, Any] | None = None,
         smooth_fraction: float | None = 0.5,
         augment: bool = True,
+        full_frames: FullFrames | None = None,
+        full_frame_fraction: float = 0.0,
     ) -> None:
         if not sources:
             raise DataError("no training images: the training split is empty")
+        self.full_frames = full_frames
+        self.full_frame_fraction = float(full_frame_fraction) if full_frames is not None else 0.0
         self.patch_size = _check_int("patch_size", patch_size, 1)
         self.samples_per_epoch = _check_int("samples_per_epoch", samples_per_epoch, 1)
         self.degradation = _as_degradation(degradation)
@@ -118,7 +185,10 @@ class SyntheticBandingDataset(Dataset):
             return self.sample(rng)
 
     def sample(self, rng: np.random.Generator) -> Sample:
-        """One (banded, clean) pair drawn entirely from ``rng``."""
+        """One (banded, clean) pair drawn entirely from ``rng``: a crop of a full-frame stream pair with
+        probability ``full_frame_fraction``, else a crop of a clean source degraded on the fly."""
+        if self.full_frames is not None and rng.random() < self.full_frame_fraction:
+            return self.full_frames.sample(rng, self.patch_size, self.augment)
         src = self.sources[min(int(np.searchsorted(self._cum, rng.random(), side="right")), len(self.sources) - 1)]
         p = self.patch_size
         y = int(rng.integers(0, src.height - p + 1))

@@ -32,10 +32,14 @@ __all__ = [
     "jpeg_compress",
     "add_noise",
     "h264_roundtrip",
+    "stream_roundtrip",
+    "STREAM_CODECS",
     "BitDepthConfig",
     "JpegConfig",
     "NoiseConfig",
     "H264Config",
+    "StreamConfig",
+    "STREAM_QUALITY",
     "Degradation",
     "DEFAULT_DEGRADATION",
 ]
@@ -166,6 +170,107 @@ def h264_roundtrip(x: torch.Tensor, crf: int = 35, preset: str = "medium") -> to
     return torch.from_numpy(np.ascontiguousarray(out.transpose(2, 0, 1)))
 
 
+#: codec name -> (PyAV encoder, decoder, the encoder's quality scale [min, max], coarsest last)
+STREAM_CODECS: dict[str, tuple[str, str, tuple[int, int]]] = {
+    "h264": ("libx264", "h264", (0, 51)),      # CRF
+    "hevc": ("libx265", "hevc", (0, 51)),      # CRF
+    "mpeg4": ("mpeg4", "mpeg4", (1, 31)),      # fixed quantizer (MPEG-4 Part 2)
+    "vp9": ("libvpx-vp9", "libvpx-vp9", (0, 63)),  # CRF (constant quality, no bit-rate target)
+}
+
+
+def _quantize_plane(code: np.ndarray, bits: int, neutral: float | None) -> np.ndarray:
+    """8-bit code plane (float) -> a coarser grid of ``2^(8 - bits)`` codes, around ``neutral`` for chroma."""
+    step = float(1 << (8 - bits))
+    base = 0.0 if neutral is None else neutral
+    return np.clip(np.round((code - base) / step) * step + base, 0.0, 255.0)
+
+
+def _codec_options(codec: str, quality: int) -> dict[str, str]:
+    # one thread: deterministic output, and no competition with the other work on the machine
+    if codec == "h264":
+        return {"crf": str(quality), "preset": "medium", "threads": "1"}
+    if codec == "hevc":
+        return {"crf": str(quality), "preset": "fast", "threads": "1", "x265-params": "log-level=none:pools=1"}
+    if codec == "mpeg4":
+        return {"qmin": str(quality), "qmax": str(quality), "threads": "1"}
+    return {"crf": str(quality), "b": "0", "deadline": "realtime", "cpu-used": "8", "threads": "1"}
+
+
+def _codec_roundtrip(planes: list[np.ndarray], codec: str, quality: int):  # noqa: ANN202 - av.VideoFrame
+    """Encode 8-bit 4:2:0 planes ``[Y (H, W), Cb, Cr (H/2, W/2)]`` as one intra frame and decode it."""
+    import av
+    from av.video.frame import VideoFrame
+
+    encoder, decoder, _ = STREAM_CODECS[codec]
+    if encoder not in av.codecs_available:
+        raise DataError(f"the stream degradation's {codec} needs PyAV built with {encoder} (pip install av: "
+                        "the wheels have it)")
+    h, w = planes[0].shape
+    frame = VideoFrame(w, h, "yuv420p")
+    for plane, data in zip(frame.planes, planes):
+        buf = np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size)
+        buf[:, : data.shape[1]] = data.astype(np.uint8)
+    enc = av.CodecContext.create(encoder, "w")
+    enc.width, enc.height, enc.pix_fmt = w, h, "yuv420p"
+    enc.time_base = fractions.Fraction(1, 25)
+    enc.options = _codec_options(codec, quality)
+    frame.pts = 0
+    packets = list(enc.encode(frame)) + list(enc.encode(None))
+    dec = av.CodecContext.create(decoder, "r")
+    decoded = [f for p in packets for f in dec.decode(p)] + list(dec.decode(None))
+    if len(decoded) != 1:
+        raise DataError(f"{codec} round trip returned {len(decoded)} frames instead of 1")
+    return decoded[0]
+
+
+def stream_roundtrip(x: torch.Tensor, luma_bits: int = 6, chroma_bits: int = 5, codec: str = "h264",
+                     quality: int = 30, passes: int = 1) -> torch.Tensor:
+    """Banding as low-bit-rate video makes it: ``(3, H, W)`` RGB in [0, 1] -> the same, 8-bit valued, float32.
+
+    The image goes to 4:2:0 BT.709 limited-range Y'CbCr (2 x 2 chroma means), its luma is cut to
+    ``luma_bits`` and its chroma to ``chroma_bits`` (on the 8-bit code grid, chroma around the neutral 128, so
+    greys stay grey), then one intra frame of a real codec (``codec`` in :data:`STREAM_CODECS`, at ``quality``
+    on that codec's own scale) encodes and decodes it; ``passes`` > 1 re-encodes the decoded frame (a
+    re-published video). Coarse grids under a codec at high QP leave plateaus a few codes apart and as wide
+    as the smooth area, with chroma blotches twice as coarse: the banding of real streamed frames.
+    Odd sizes are padded (edge replicate) and cropped back.
+    """
+    from src.inference.yuv import frame_to_rgb
+
+    _check_int_in("luma_bits", luma_bits, 1, 8)
+    _check_int_in("chroma_bits", chroma_bits, 1, 8)
+    _check_int_in("passes", passes, 1, 4)
+    if codec not in STREAM_CODECS:
+        raise ConfigError(f"stream codec must be one of {', '.join(STREAM_CODECS)}; got {codec!r}")
+    _check_int_in(f"{codec} quality", quality, *STREAM_CODECS[codec][2])
+    h, w = x.shape[-2:]
+    xp = x.detach().float().cpu().clamp(0, 1)
+    if h % 2 or w % 2:
+        xp = torch.nn.functional.pad(xp[None], (0, w % 2, 0, h % 2), mode="replicate")[0]
+    rgb = xp.permute(1, 2, 0).numpy().astype(np.float64)
+    kr, kb = 0.2126, 0.0722  # BT.709: what players assume for untagged HD
+    y = kr * rgb[..., 0] + (1 - kr - kb) * rgb[..., 1] + kb * rgb[..., 2]
+    hp, wp = y.shape
+
+    def down(c: np.ndarray) -> np.ndarray:
+        return c.reshape(hp // 2, 2, wp // 2, 2).mean(axis=(1, 3))
+
+    cb = down((rgb[..., 2] - y) / (2 * (1 - kb)))
+    cr = down((rgb[..., 0] - y) / (2 * (1 - kr)))
+    planes = [_quantize_plane(16 + 219 * y, luma_bits, None),
+              _quantize_plane(128 + 224 * cb, chroma_bits, 128.0),
+              _quantize_plane(128 + 224 * cr, chroma_bits, 128.0)]
+    frame = None
+    for _ in range(passes):
+        frame = _codec_roundtrip(planes, codec, quality)
+        planes = [np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width].astype(np.float64)
+                  for p in frame.planes[:3]]
+    frame.colorspace = 1  # decode with BT.709 whatever the size (frame_to_rgb reads the tag)
+    out = np.round(frame_to_rgb(frame)[:h, :w] * 255.0) / 255.0
+    return torch.from_numpy(np.ascontiguousarray(out.transpose(2, 0, 1), dtype=np.float32))
+
+
 def add_noise(x: torch.Tensor, sigma: float, rng: np.random.Generator) -> torch.Tensor:
     """Add i.i.d. Gaussian noise of std ``sigma`` (drawn from ``rng``) and clamp to [0, 1]."""
     if sigma <= 0:
@@ -217,9 +322,37 @@ class H264Config:
     preset: str = "medium"
 
 
+#: the stream stage's default quality ranges, each codec's own scale (high QP: visible plateaus)
+STREAM_QUALITY: dict[str, tuple[int, int]] = {"h264": (26, 38), "hevc": (28, 40), "mpeg4": (6, 16),
+                                              "vp9": (40, 58)}
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """Stream-like banding (:func:`stream_roundtrip`) with probability ``p``: luma and chroma bit depths drawn
+    from their ranges, a codec drawn uniformly from ``codecs`` (name -> quality range on its own scale), and
+    with probability ``twice_p`` a second encode of the decoded frame."""
+
+    p: float = 0.5
+    luma_bits: tuple[int, int] = (5, 7)
+    chroma_bits: tuple[int, int] = (4, 6)
+    codecs: dict[str, tuple[int, int]] = field(default_factory=lambda: dict(STREAM_QUALITY))
+    twice_p: float = 0.2
+
+    def draw(self, rng: np.random.Generator) -> dict[str, Any]:
+        """The parameters of one application (always the same number of draws)."""
+        names = sorted(self.codecs)
+        codec = names[int(rng.integers(len(names)))]
+        lo, hi = self.codecs[codec]
+        return {"luma_bits": int(rng.integers(self.luma_bits[0], self.luma_bits[1] + 1)),
+                "chroma_bits": int(rng.integers(self.chroma_bits[0], self.chroma_bits[1] + 1)),
+                "codec": codec, "quality": int(rng.integers(lo, hi + 1)),
+                "passes": 2 if rng.random() < self.twice_p else 1}
+
+
 @dataclass(frozen=True)
 class Degradation:
-    """Composed noise -> bit-depth -> JPEG -> H.264 degradation; ``None`` disables a stage.
+    """Composed noise -> bit-depth -> JPEG -> H.264 -> stream degradation; ``None`` disables a stage.
 
     Build it from a config mapping with :meth:`from_config`. Call it as
     ``banded = degradation(clean, rng)`` with ``clean`` ``(3, H, W)`` or ``(B, 3, H, W)`` in [0, 1];
@@ -230,6 +363,7 @@ class Degradation:
     jpeg: JpegConfig | None = field(default_factory=JpegConfig)
     noise: NoiseConfig | None = field(default_factory=NoiseConfig)
     h264: H264Config | None = None
+    stream: StreamConfig | None = None
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any] | None = None) -> Degradation:
@@ -241,16 +375,17 @@ class Degradation:
         cfg = to_plain(DEFAULT_DEGRADATION if cfg is None else cfg)
         if not isinstance(cfg, Mapping):
             raise ConfigError(f"degradation must be a mapping of stages, got {type(cfg).__name__}")
-        unknown = set(cfg) - {"bit_depth", "jpeg", "noise", "h264"}
+        unknown = set(cfg) - {"bit_depth", "jpeg", "noise", "h264", "stream"}
         if unknown:
             raise ConfigError(
-                f"unknown degradation stage(s) {sorted(unknown)}; expected bit_depth, jpeg, noise, h264"
+                f"unknown degradation stage(s) {sorted(unknown)}; expected bit_depth, jpeg, noise, h264, stream"
             )
         return cls(
             bit_depth=_parse_bit_depth(cfg.get("bit_depth")),
             jpeg=_parse_jpeg(cfg.get("jpeg")),
             noise=_parse_noise(cfg.get("noise")),
             h264=_parse_h264(cfg.get("h264")),
+            stream=_parse_stream(cfg.get("stream")),
         )
 
     def __call__(self, clean: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
@@ -304,6 +439,11 @@ class Degradation:
             if fire:
                 x = h264_roundtrip(x, crf, self.h264.preset)
                 params["h264_crf"] = crf
+        if self.stream is not None:
+            fire, drawn = rng.random() < self.stream.p, self.stream.draw(rng)
+            if fire:
+                x = stream_roundtrip(x, **drawn)
+                params["stream"] = drawn
         return x.contiguous(), params
 
 
@@ -416,4 +556,30 @@ def _parse_h264(cfg: Any) -> H264Config | None:
         p=_prob("degradation.h264.p", d.get("p", base.p)),
         crf=_int_range("degradation.h264.crf", d.get("crf", base.crf), 0, 51),
         preset=preset,
+    )
+
+
+def _parse_stream(cfg: Any) -> StreamConfig | None:
+    d = _stage("stream", cfg, {"p", "luma_bits", "chroma_bits", "codecs", "twice_p"})
+    if d is None:
+        return None
+    base = StreamConfig()
+    codecs = to_plain(d.get("codecs", base.codecs))
+    if isinstance(codecs, (list, tuple)):  # names only: each codec's default range
+        codecs = {str(c): STREAM_QUALITY.get(str(c)) for c in codecs}
+    if not isinstance(codecs, Mapping) or not codecs:
+        raise ConfigError(f"degradation.stream.codecs must be a non-empty mapping codec -> [min, max] quality "
+                          f"(codecs: {', '.join(STREAM_CODECS)}), got {codecs!r}")
+    ranges = {}
+    for name, rng in codecs.items():
+        if name not in STREAM_CODECS:
+            raise ConfigError(f"degradation.stream.codecs: unknown codec {name!r}; choose from "
+                              f"{', '.join(STREAM_CODECS)}")
+        ranges[name] = _int_range(f"degradation.stream.codecs.{name}", rng, *STREAM_CODECS[name][2])
+    return StreamConfig(
+        p=_prob("degradation.stream.p", d.get("p", base.p)),
+        luma_bits=_int_range("degradation.stream.luma_bits", d.get("luma_bits", base.luma_bits), 1, 8),
+        chroma_bits=_int_range("degradation.stream.chroma_bits", d.get("chroma_bits", base.chroma_bits), 1, 8),
+        codecs=ranges,
+        twice_p=_prob("degradation.stream.twice_p", d.get("twice_p", base.twice_p)),
     )

@@ -451,9 +451,10 @@ _GENERATORS: tuple[Callable[[np.random.Generator, int, int], np.ndarray], ...] =
 _SIZES = ((320, 480), (384, 384), (480, 320), (288, 512), (352, 448))
 
 
-def smooth_images(count: int, seed: int = 0) -> list[Source]:
+def smooth_images(count: int, seed: int = 0, size: tuple[int, int] | None = None) -> list[Source]:
     """``count`` procedurally generated smooth images (gradients, skies, vignettes, soft shapes,
-    low-frequency noise), deterministic in ``seed``; each is 288..512 px per side, stored uint16.
+    low-frequency noise), deterministic in ``seed``; each is 288..512 px per side (or ``size`` = (H, W)),
+    stored uint16.
 
     The colour changes are small over large distances, so 4-6 bit quantization gives wide,
     obvious bands.
@@ -465,6 +466,8 @@ def smooth_images(count: int, seed: int = 0) -> list[Source]:
         for i in range(count):
             rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, i, 0x5EED])
             h, w = _SIZES[int(rng.integers(len(_SIZES)))]
+            if size is not None:
+                h, w = size
             kind = _GENERATORS[i % len(_GENERATORS)]  # cycle kinds so every count has a balanced mix
             img = kind(rng, h, w)
             if rng.random() < 0.4:

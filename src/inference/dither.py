@@ -15,8 +15,10 @@ Dithering adds sub-code noise before rounding so the *average* over a small area
     luma, where banding is seen (and where CAMBI looks), gets all of it and the colours none. With a
     different pattern per channel a quarter of it would cancel in the luma.
   Measured on the quality benchmark's held-out photos (`python -m src.benchmark quality`) against one mask
-  shifted per channel: CAMBI (max_log_contrast 5) 0.74 -> 0.04 (YCbCr 6/5), 0.67 -> 0.06 (RGB 5 + JPEG),
-  1.17 -> 0.06 (H.264), for 0.02 to 0.08 dB of PSNR.
+  shifted per channel: CAMBI (max_log_contrast 5) of the dithered output 0.74 -> 0.04 (YCbCr 6/5), 0.67 -> 0.06
+  (RGB 5 + JPEG), 1.17 -> 0.06 (H.264), for 0.02 to 0.08 dB of PSNR. That compares how completely each
+  variant breaks CAMBI's equal-neighbour test on the 1-code steps; it is no banding score: banding is scored
+  on output rounded without dither (docs/cambi.md), where any dither's remaining bands still count.
 - ``tpdf``: triangular noise of +-1 code (sum of two uniforms), the audio-style dither that makes the
   quantisation error independent of the signal; white noise, a little more visible. Seeded, deterministic.
 """

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 import torchmetrics
 from torch import Tensor
 
-__all__ = ["CAMBI", "cambi", "cambi_rgb", "main", "rgb_to_luma_codes"]
+__all__ = ["CAMBI", "cambi", "cambi_rgb", "main", "rgb_to_luma_codes", "round_rgb"]
 
 NUM_SCALES = 5
 SCALE_WEIGHTS = (16, 8, 4, 2, 1)
@@ -600,18 +600,27 @@ def _ffmpeg_luma8(rgb: Tensor) -> Tensor:
     return ((y14 + 32) >> 6).clamp(0, 255)
 
 
+def round_rgb(rgb: Tensor, bit_depth: int = 8) -> Tensor:
+    """RGB in [0, 1] (any shape) rounded to ``bit_depth``-bit codes per channel without dither, back in [0, 1]."""
+    top = float((1 << bit_depth) - 1)
+    rgb = rgb if rgb.is_floating_point() else rgb.float()
+    return torch.round(rgb.clamp(0.0, 1.0) * top) / top
+
+
 def cambi_rgb(rgb: Tensor, reference: Tensor | None = None, **kw) -> Tensor:
     """CAMBI of a batch of RGB images: (B, 3, H, W) in [0, 1] -> (B,) float64 scores.
 
-    Converted with ``rgb_to_luma_codes`` at ``kw.get("bit_depth", 8)`` bits; ``reference`` (B, 3, H, W)
-    gives full-reference scores. Other keywords go to ``cambi``.
+    Each channel is first rounded to ``kw.get("bit_depth", 8)``-bit codes without dither (``round_rgb``: what a
+    file of that depth holds; dither or noise would hide banding from CAMBI's flat-pixel test, so it is never
+    added here), then converted with ``rgb_to_luma_codes``. ``reference`` (B, 3, H, W) gives full-reference
+    scores. Other keywords go to ``cambi``.
     """
     if rgb.ndim != 4:
         raise ValueError(f"cambi_rgb: expected (B, 3, H, W), got {tuple(rgb.shape)}")
     kw.pop("return_heatmap", None)
     bit_depth = kw.get("bit_depth", 8)
-    codes = rgb_to_luma_codes(rgb, bit_depth)
-    ref_codes = rgb_to_luma_codes(reference, bit_depth) if reference is not None else None
+    codes = rgb_to_luma_codes(round_rgb(rgb, bit_depth), bit_depth)
+    ref_codes = rgb_to_luma_codes(round_rgb(reference, bit_depth), bit_depth) if reference is not None else None
     scores = [
         cambi(codes[i], reference=None if ref_codes is None else ref_codes[i], **kw) for i in range(codes.shape[0])
     ]
@@ -622,7 +631,8 @@ class CAMBI(torchmetrics.Metric):
     """Mean CAMBI over all images seen (lower is better).
 
     ``update(preds, target=None)``: preds (B, 3, H, W) RGB in [0, 1]; with ``full_reference=True`` the
-    target (B, 3, H, W) is the reference. State: a float64 sum and a count, summed across processes.
+    target (B, 3, H, W) is the reference. Scored as ``cambi_rgb`` does, on the images rounded to ``bit_depth``
+    bits per channel without dither. State: a float64 sum and a count, summed across processes.
     """
 
     is_differentiable = False
@@ -657,6 +667,8 @@ class CAMBI(torchmetrics.Metric):
         if self.full_reference and target is None:
             raise ValueError("CAMBI(full_reference=True).update needs a target (the reference images)")
         ref = target.detach().cpu() if self.full_reference and target is not None else None
+        # cambi_rgb rounds to bit_depth bits per channel, no dither: float network outputs are scored as the
+        # 8-bit file they would become, not as their unrounded (or dithered) values
         scores = cambi_rgb(preds.detach().cpu(), reference=ref, **self.cambi_kw)
         self.score_sum += scores.sum().to(self.score_sum.device)
         self.count += scores.numel()

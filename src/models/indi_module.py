@@ -14,7 +14,7 @@ import torch
 from lightning import LightningModule
 from torchmetrics import MeanMetric, MetricCollection
 
-from src.metrics.collection import METRICS, restoration_metrics
+from src.metrics.collection import CLEAN, restoration_metrics, update_metrics
 from src.models.ema import EMA
 from src.models.indi import INDISchedule
 from src.models.unet import count_parameters, macs_per_pixel
@@ -43,6 +43,12 @@ class INDIModule(LightningModule):
         score_cambi_weight: ``val/score = val/psnr - w * val/cambi_mlc5``, one number that rewards fidelity and
             penalises visible banding (what sweeps optimise).
         deband_steps: the step count the ``deband`` tool uses by default for these weights (None: ``indi.steps``).
+        lr_scale: ``{parameter-name prefix: factor}``: those parameters train at ``factor`` times the learning
+            rate (the longest matching prefix wins; 0 freezes them), e.g. ``{"": 0.1, "global_branch": 1.0}``
+            to fine-tune an initialised net slowly around a new branch. Null = one rate for all.
+        init_from: a training checkpoint or exported model whose network weights start this one (its EMA
+            weights where it has them); parameters that it lacks or whose shapes differ keep their fresh
+            initialisation, e.g. a new global branch on top of a trained full-resolution net. Null = none.
     """
 
     def __init__(
@@ -58,6 +64,8 @@ class INDIModule(LightningModule):
         num_log_images: int = 4,
         score_cambi_weight: float = 0.5,
         deband_steps: int | None = None,
+        init_from: str | None = None,
+        lr_scale: Mapping[str, float] | None = None,
     ) -> None:
         super().__init__()
         if scheduler_interval not in ("epoch", "step"):
@@ -74,8 +82,13 @@ class INDIModule(LightningModule):
             "num_log_images": num_log_images,
             "score_cambi_weight": score_cambi_weight,
             "deband_steps": deband_steps,
+            "init_from": init_from,
+            "lr_scale": to_plain(lr_scale),
         })
+        self._lr_scale = _check_lr_scale(self.hparams.lr_scale)
         self.net = hydra.utils.instantiate(self.hparams.net)
+        if init_from:
+            _load_initial_weights(self.net, init_from)
         indi_kwargs = {k: v for k, v in self.hparams.indi.items() if k != "_target_"}
         self.schedule = INDISchedule(**indi_kwargs)
         self.loss_fn = hydra.utils.instantiate(self.hparams.loss)
@@ -134,9 +147,9 @@ class INDIModule(LightningModule):
         one_step = net(banded, ones).clamp(0.0, 1.0)
         restored = (one_step if self.schedule.steps == 1 and not self.schedule.has_noise
                     else self.restore(banded))
-        for suffix, output in (("_input", banded), ("_1step", one_step), ("", restored)):
-            for name in METRICS:
-                metrics[f"{name}{suffix}"].update(output, clean)
+        # "_clean": the clean images' own banding scores, the floor a restoration can reach
+        for suffix, output in (("_input", banded), ("_1step", one_step), ("", restored), (CLEAN, clean)):
+            update_metrics(metrics, suffix, output, clean, banded)
         return restored
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
@@ -170,8 +183,24 @@ class INDIModule(LightningModule):
         self.log_dict(self.test_metrics, on_step=False, on_epoch=True, batch_size=batch["clean"].shape[0])
 
     # ------------------------------------------------------------------ optimisation
+    def _param_groups(self) -> list[dict[str, Any]] | Any:
+        """The optimizer's parameter groups: one per learning-rate factor of ``lr_scale`` (frozen ones left out)."""
+        if not self._lr_scale:
+            return self.net.parameters()
+        base_lr = float(self.hparams.optimizer.get("lr", 1e-3))
+        groups: dict[float, list[torch.nn.Parameter]] = {}
+        for name, param in self.net.named_parameters():
+            match = max((k for k in self._lr_scale if name.startswith(k)), key=len, default=None)
+            factor = 1.0 if match is None else self._lr_scale[match]
+            param.requires_grad_(factor > 0)
+            if factor > 0:
+                groups.setdefault(factor, []).append(param)
+        if not groups:
+            raise ConfigError("model.lr_scale freezes every parameter: nothing would train")
+        return [{"params": ps, "lr": base_lr * f} for f, ps in groups.items()]
+
     def configure_optimizers(self) -> Any:
-        optimizer = hydra.utils.instantiate(self.hparams.optimizer)(params=self.net.parameters())
+        optimizer = hydra.utils.instantiate(self.hparams.optimizer)(params=self._param_groups())
         if not self.hparams.scheduler:
             return optimizer
         factory = hydra.utils.instantiate(self.hparams.scheduler)
@@ -181,6 +210,38 @@ class INDIModule(LightningModule):
         scheduler = factory(optimizer=optimizer, **kwargs)
         return {"optimizer": optimizer,
                 "lr_scheduler": {"scheduler": scheduler, "interval": self.hparams.scheduler_interval}}
+
+
+def _check_lr_scale(spec: Any) -> dict[str, float] | None:
+    if spec is None:
+        return None
+    ok = isinstance(spec, Mapping) and all(
+        isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
+        for k, v in spec.items())
+    if not ok:
+        raise ConfigError(f"model.lr_scale must map parameter-name prefixes to factors >= 0, got {spec!r}")
+    return {k: float(v) for k, v in spec.items()}
+
+
+def _load_initial_weights(net: torch.nn.Module, path: str | os.PathLike) -> None:
+    """Copy the matching network weights of ``path`` (training checkpoint or export) into ``net``."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"model.init_from: file not found: '{p}'")
+    try:
+        blob = torch.load(p, map_location="cpu", weights_only=False)
+        state = blob["state_dict"]
+    except Exception as exc:  # noqa: BLE001 - any unreadable file means the same thing to the user
+        raise DataError(f"model.init_from: cannot read '{p}': {type(exc).__name__}") from None
+    if "hyper_parameters" in blob:  # a Lightning checkpoint: the EMA weights are what validation measured
+        prefix = "ema.module." if any(k.startswith("ema.module.") for k in state) else "net."
+        state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    own = net.state_dict()
+    loaded = {k: v.to(own[k].dtype) for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not loaded:
+        raise DataError(f"model.init_from: no weights of '{p}' fit this network")
+    net.load_state_dict(loaded, strict=False)
+    log.info("initialised %d of %d tensors from %s (the rest are new)", len(loaded), len(own), p)
 
 
 def load_checkpoint(path: str | os.PathLike, device: str = "cpu", ckpt: dict | None = None) -> INDIModule:
@@ -200,7 +261,8 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu", ckpt: dict | N
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "net" not in ckpt.get("hyper_parameters", {}):
         raise DataError(f"'{p}' is not an indi-deband training checkpoint (no model config inside)")
     try:
-        module = INDIModule(**ckpt["hyper_parameters"])
+        # the stored weights replace any initial ones: no need to read init_from's file again
+        module = INDIModule(**{**ckpt["hyper_parameters"], "init_from": None})
         module.load_state_dict(ckpt["state_dict"])
     except (RuntimeError, KeyError, TypeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

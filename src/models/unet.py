@@ -125,6 +125,11 @@ class UNet(nn.Module):
             1/2 or 1/4 size by :func:`~src.models.guided.guided_scale`), each change clamped like the
             smooth copies. Edge-aware by construction (no edge stop); they carry the luma's finer
             steps into coarser-banded chroma. Needs ``blend_levels`` > 0. Null or [] = none.
+        global_branch: a coarse pass over the whole frame (:class:`GlobalBranch`): ``{factor, width, depth,
+            max_change, activation}``. It sees the image shrunk by ``factor`` (1/8: a 1080p frame is 240 x 135)
+            with a receptive field of ``factor * 2^depth * ~6`` px (about 770 px at 8 and 4), predicts a smooth
+            correction (the ramps that replace plateaus wider than any local blur, and the colour of chroma
+            blotches), and the full-resolution net works on the corrected image. Null = off.
         channels_last: keep weights and activations in NHWC memory order, which oneDNN's CPU convolutions (and
             GPU tensor cores) run faster: measured 22% faster training and 28% faster inference on a 2-core CPU.
     """
@@ -150,6 +155,7 @@ class UNet(nn.Module):
         blend_max_change: float | None = 0.03,
         blend_edge_range: list[float] | None = (0.1, 0.2),
         blend_guided: list[list[float]] | None = None,
+        global_branch: dict | None = None,
         channels_last: bool = True,
     ) -> None:
         super().__init__()
@@ -231,6 +237,10 @@ class UNet(nn.Module):
                 # head channels are (n_out, unshuffle, unshuffle) blocks, in pixel_shuffle order
                 bias = self.head.bias.view(n_out, unshuffle**2)
                 bias[out_channels].fill_(identity_logit)
+        spec = to_plain(global_branch)
+        if spec is not None and not isinstance(spec, dict):
+            raise ConfigError(f"model.net.global_branch must be a mapping or null, got {global_branch!r}")
+        self.global_branch = GlobalBranch(in_channels=in_channels, t_dim=t_dim, **spec) if spec else None
         self.channels_last = bool(channels_last)
         if self.channels_last:
             self.to(memory_format=torch.channels_last)
@@ -240,6 +250,8 @@ class UNet(nn.Module):
         b, _, h, w = x.shape
         if t.ndim == 0:
             t = t.expand(b)
+        if self.global_branch is not None:
+            x = x + self.global_branch(x, t)
         temb = self.t_mlp(timestep_embedding(t, self.t_dim).to(x.dtype))
         cands = self._candidates(x) if self.blend_levels else [x]
         xp = _cat_padded(cands, self.unshuffle * 2**self.depth)
@@ -302,6 +314,46 @@ class UNet(nn.Module):
                     d = guided_filter(x, r, eps, guide=g, scale=guided_scale(r)) - x
                     cands.append(x + (d.clamp(-m, m) if m else d))
         return cands
+
+
+class GlobalBranch(nn.Module):
+    """The coarse pass: ``forward(x (B, C, H, W), t (B,)) -> (B, C, H, W)``, a smooth additive correction.
+
+    Why: a real stream's bands are plateaus 50-500 px wide, a few codes apart; inside a plateau wider than a
+    blur every smoothed copy equals the plateau, so no local filter can rebuild the ramp under it. Here a
+    small time-conditioned UNet sees the whole frame at ``1 / factor`` size (block means, plus each block's
+    std so it can tell texture from flat), where the plateaus are a few dozen pixels wide and its receptive
+    field spans several of them, and predicts the clean image's difference from the block means. That
+    difference, upsampled bilinearly and bounded to ``max_change`` (a soft clamp: a full band step plus the
+    codec's error, about 10 codes), is added to the input; the full-resolution net then only has to finish
+    the band edges locally. The head starts near zero, so an untrained branch changes nothing.
+    """
+
+    def __init__(self, in_channels: int = 3, factor: int = 8, width: int = 32, depth: int = 4,
+                 max_change: float = 0.04, activation: str = "silu", t_dim: int = 64) -> None:
+        super().__init__()
+        if isinstance(factor, bool) or not isinstance(factor, int) or factor < 2:
+            raise ConfigError(f"model.net.global_branch.factor must be an integer >= 2, got {factor!r}")
+        if not max_change > 0:
+            raise ConfigError(f"model.net.global_branch.max_change must be > 0, got {max_change!r}")
+        self.factor = factor
+        self.max_change = float(max_change)
+        self.net = UNet(in_channels=2 * in_channels, out_channels=in_channels, width=width, depth=depth,
+                        activation=activation, residual=False, t_dim=t_dim, unshuffle=1, blend_levels=0,
+                        channels_last=False)
+        nn.init.normal_(self.net.head.weight, std=1e-3)
+        nn.init.zeros_(self.net.head.bias)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        f = self.factor
+        with torch.autocast(x.device.type, enabled=False):
+            xf = _pad_to_multiple(x.float(), f)
+            mean = F.avg_pool2d(xf, f)
+            std = (F.avg_pool2d(xf * xf, f) - mean * mean).clamp_min(0).add(1e-8).sqrt()
+        d = self.net(torch.cat([mean, std], dim=1).to(x.dtype), t).float()
+        d = F.interpolate(d, scale_factor=f, mode="bilinear", align_corners=False)[..., :h, :w]
+        return self.max_change * torch.tanh(d / self.max_change)
 
 
 def _guided_spec(spec: list[list[float]] | None) -> list[tuple[int, float]]:

@@ -178,3 +178,34 @@ def test_hparams_are_plain():
     dm = BandingDataModule(degradation=OmegaConf.create({"bit_depth": {"bits": [4, 5]}}), **SMALL)
     assert isinstance(dm.hparams["degradation"], dict)
     assert dm.degradation.jpeg is None and dm.degradation.bit_depth.bits == (4, 5)
+
+
+def test_full_frame_pairs_are_banded_whole_then_cropped():
+    """data.full_frame: crops of whole images banded at full size, cached, deterministic, same window."""
+    from src.data.datasets import FullFrames
+    from src.data.degradations import StreamConfig
+    from src.data.sources import smooth_images
+
+    srcs = smooth_images(2, seed=3)
+    ff = FullFrames(srcs, StreamConfig(codecs={"h264": (34, 34)}), variants=2, short_side=96, dark_p=0.0)
+    assert len(ff) == 4
+    banded, clean = ff.pair(1)
+    assert banded.dtype == np.uint8 and clean.dtype == np.uint16 and min(banded.shape[:2]) == 96
+    assert ff.pair(1)[0] is banded  # cached
+    s = ff.sample(np.random.default_rng(0), 64)
+    assert s["banded"].shape == s["clean"].shape == (3, 64, 64)
+    assert 0 < (s["banded"] - s["clean"]).abs().mean() < 0.05
+    big = ff.sample(np.random.default_rng(0), 128)  # larger than the image: padded
+    assert big["banded"].shape == (3, 128, 128)
+
+
+def test_full_frame_config_mixes_into_training_and_validates():
+    dm = BandingDataModule(synthetic_images=4, patch_size=32, samples_per_epoch=8, val_samples=2,
+                           val_patch_size=32, degradation={"stream": {"p": 0.0, "codecs": ["h264"]}},
+                           full_frame={"fraction": 1.0, "variants": 1, "short_side": 64, "smooth_images": 0})
+    dm.setup()
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["banded"].shape == (8, 3, 32, 32)
+    for bad in ({"fraction": 2}, {"variants": 0}, {"nope": 1}, 3):
+        with pytest.raises(ConfigError):
+            BandingDataModule(full_frame=bad)

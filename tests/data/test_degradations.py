@@ -233,3 +233,43 @@ def test_h264_stage_from_config_fires_and_records_crf():
     base = Degradation.from_config({"bit_depth": {"bits": 5}})
     with_off = Degradation.from_config({"bit_depth": {"bits": 5}, "h264": {"p": 0.0}})
     assert torch.equal(base(x, np.random.default_rng(3)), with_off(x, np.random.default_rng(3)))
+
+
+@pytest.mark.parametrize("codec", ["h264", "hevc", "mpeg4", "vp9"])
+def test_stream_roundtrip_bands_every_codec(codec):
+    """4:2:0, coarse luma/chroma grids, then a real codec: close to the input, 8-bit valued, deterministic."""
+    from src.data.degradations import STREAM_QUALITY, stream_roundtrip
+
+    x = _gradient(64, 96)
+    y = stream_roundtrip(x, luma_bits=5, chroma_bits=4, codec=codec, quality=STREAM_QUALITY[codec][1])
+    assert y.shape == x.shape and y.dtype == torch.float32
+    assert torch.equal(y, torch.round(y * 255) / 255)
+    assert (y - x).abs().mean() < 0.05
+    assert torch.equal(y, stream_roundtrip(x, 5, 4, codec, STREAM_QUALITY[codec][1]))  # deterministic
+
+
+def test_stream_roundtrip_makes_wide_plateaus_keeps_grey_and_odd_sizes():
+    from src.data.degradations import stream_roundtrip
+
+    ramp = torch.linspace(0.3, 0.4, 501)[None, None].expand(3, 40, 501).contiguous()  # grey, 25 codes
+    y = stream_roundtrip(ramp, luma_bits=6, chroma_bits=5, codec="h264", quality=30, passes=2)
+    assert y.shape == ramp.shape
+    assert (y - ramp).abs().mean() < 3 / 255
+    # before the codec, 6-bit luma leaves steps of 4 codes: the 25-code ramp becomes plateaus ~80 px wide
+    from src.data.degradations import _quantize_plane
+
+    codes = _quantize_plane(16 + 219 * ramp[1, 20].double().numpy(), 6, None)
+    assert len(np.unique(codes)) <= 8
+    assert np.array_equal(_quantize_plane(np.array([128.0, 129.0, 139.0]), 5, 128.0), [128.0, 128.0, 136.0])
+    assert (y[0] - y[2]).abs().max() <= 2 / 255  # neutral chroma stays neutral
+
+
+def test_stream_stage_from_config_draws_codec_and_validates():
+    d = Degradation.from_config({"stream": {"p": 1.0, "codecs": {"mpeg4": [8, 8]}, "twice_p": 0.0}})
+    _, params = d.apply(_gradient(32, 32), np.random.default_rng(0))
+    assert params["stream"]["codec"] == "mpeg4" and params["stream"]["quality"] == 8
+    assert Degradation.from_config({"stream": {"codecs": ["vp9"]}}).stream.codecs == {"vp9": (40, 58)}
+    for bad in ({"codecs": {"av2": [1, 2]}}, {"codecs": {"h264": [10, 60]}}, {"luma_bits": [9, 10]},
+                {"twice_p": 2}, {"codecs": {}}, {"bogus": 1}):
+        with pytest.raises(ConfigError):
+            Degradation.from_config({"stream": bad})

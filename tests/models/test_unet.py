@@ -179,3 +179,35 @@ def test_fused_pad_and_space_to_depth_match_the_plain_ops(shape):
         want = F.pixel_unshuffle(ref, r) if r > 1 else ref
         assert torch.equal(got, want) and got.is_contiguous(memory_format=torch.channels_last)
         assert torch.equal(_space_to_depth(ref, r, channels_last=False), want)
+
+
+def test_global_branch_sees_the_whole_frame_and_starts_as_a_no_op():
+    """The coarse pass: a smooth, bounded correction; untrained it changes almost nothing; a change at one
+    end of a wide image reaches the other end (receptive field of the whole frame, not a crop's)."""
+    from src.models.unet import GlobalBranch
+
+    torch.manual_seed(0)
+    branch = GlobalBranch(factor=8, width=8, depth=4, max_change=0.04)
+    x = torch.rand(1, 3, 40, 600) * 0.1 + 0.45
+    d = branch(x, torch.ones(1))
+    assert d.shape == x.shape and d.abs().max() < 0.01
+    with torch.no_grad():
+        branch.net.head.weight.normal_(std=0.05)
+        d = branch(x, torch.ones(1))
+        assert d.abs().max() <= 0.04 + 1e-6  # the soft clamp
+        y = x.clone()
+        y[..., :, :16] = 0.9
+        far = (branch(y, torch.ones(1)) - d)[..., :, 300:].abs().max()
+    assert far > 0  # a change 300+ px away moves the correction
+    # whole-net: any size, gradients reach the branch
+    net = UNet(width=8, depth=2, unshuffle=2, blend_levels=2, global_branch={"factor": 4, "width": 8, "depth": 2})
+    out = net(torch.rand(2, 3, 37, 53), torch.ones(2))
+    assert out.shape == (2, 3, 37, 53)
+    out.mean().backward()
+    assert net.global_branch.net.head.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("spec", [{"factor": 1}, {"max_change": 0}, {"nope": 3}, 5])
+def test_bad_global_branch_config(spec):
+    with pytest.raises((ConfigError, TypeError)):
+        UNet(width=8, depth=2, global_branch=spec)
