@@ -67,3 +67,10 @@ def test_default_model_recipe(tmp_path: Path):
     model = hydra.utils.instantiate(cfg.model, indi=cfg.indi, loss=cfg.loss, _recursive_=False)
     assert set(model.loss_fn.terms) == {"fft", "l1", "ssim", "flat_l1"}
     assert model.net.blend_guided == [(4, 1e-4), (8, 1e-4), (16, 1e-3)]
+
+
+def test_stream_model_recipe_composes_on_the_shipped_net(tmp_path: Path):
+    cfg = compose_cfg("train", ["experiment=stream_model"], tmp_path)
+    assert cfg.model.net.global_branch.factor == 8 and cfg.model.net.blend_guided  # stage 1's net kept
+    assert cfg.data.full_frame.fraction > 0 and cfg.data.degradation.stream.codecs.vp9
+    assert cfg.model.lr_scale[""] == 0.0 and cfg.model.lr_scale.global_branch == 1.0
