@@ -10,7 +10,7 @@ the default model's output. The cells are those of the degradation itself:
   moves values out of their cells, so ``rgb_jpeg`` has no such reference).
 
 The rows are float outputs (the quality benchmark's first rows are dithered to 8 bits, 0.2-0.4 dB lower on
-smooth PSNR); the last column is the smooth-region gain over the banded input, which issue 6's targets set
+smooth PSNR); the last column is the smooth-region gain over the banded input, which the quality targets set
 at +4 dB. A blind tool never sees the grid, so these rows are a reference, not a competitor.
 """
 

@@ -27,7 +27,7 @@ Figures (``--figures DIR``): for each ``stream_1080p`` image and each no-referen
 crops of the input, each model's output, the published model's and the clean image where there is one, around
 the input's most banded window (:func:`~src.utils.panels.save_panels`).
 
-The speed column is seconds per 1920x1080 frame at the method's steps on this machine: with
+The speed column is seconds per 1920x1080 frame at the method's steps on the machine that runs it: with
 ``--speed measure`` (default) one 1080p frame is timed after a warm-up; with ``--speed extrapolate`` it is
 1080p's 2.07 MP divided by the MP/s measured on the benchmark crops (time is linear in pixels, see
 docs/deband.md, but small crops run less efficiently, so this overestimates a little).
