@@ -73,4 +73,5 @@ def test_stream_model_recipe_composes_on_the_shipped_net(tmp_path: Path):
     cfg = compose_cfg("train", ["experiment=stream_model"], tmp_path)
     assert cfg.model.net.global_branch.factor == 8 and cfg.model.net.blend_guided  # stage 1's net kept
     assert cfg.data.full_frame.fraction > 0 and cfg.data.degradation.stream.codecs.vp9
-    assert cfg.model.lr_scale[""] == 0.0 and cfg.model.lr_scale.global_branch == 1.0
+    assert cfg.model.train_part == "global" and cfg.model.net.global_branch.norm
+    assert cfg.data.patch_size >= 512  # crops that hold whole bands

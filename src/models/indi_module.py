@@ -49,6 +49,10 @@ class INDIModule(LightningModule):
         init_from: a training checkpoint or exported model whose network weights start this one (its EMA
             weights where it has them); parameters that it lacks or whose shapes differ keep their fresh
             initialisation, e.g. a new global branch on top of a trained full-resolution net. Null = none.
+        train_part: ``all`` (default): the loss is taken on the whole network's output. ``global``: on
+            ``x_t + global_branch(x_t, t)`` alone, the full-resolution net not run (frozen). The coarse pass
+            then costs about 1/50 of the whole network, so it can train on crops that hold whole 1080p bands;
+            validation and inference still run the whole network.
     """
 
     def __init__(
@@ -66,10 +70,13 @@ class INDIModule(LightningModule):
         deband_steps: int | None = None,
         init_from: str | None = None,
         lr_scale: Mapping[str, float] | None = None,
+        train_part: str = "all",
     ) -> None:
         super().__init__()
         if scheduler_interval not in ("epoch", "step"):
             raise ConfigError(f"model.scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}")
+        if train_part not in ("all", "global"):
+            raise ConfigError(f"model.train_part must be 'all' or 'global', got {train_part!r}")
         self.save_hyperparameters({
             "net": to_plain(net),
             "indi": to_plain(indi) or {},
@@ -84,9 +91,17 @@ class INDIModule(LightningModule):
             "deband_steps": deband_steps,
             "init_from": init_from,
             "lr_scale": to_plain(lr_scale),
+            "train_part": train_part,
         })
         self._lr_scale = _check_lr_scale(self.hparams.lr_scale)
         self.net = hydra.utils.instantiate(self.hparams.net)
+        if train_part == "global":
+            if getattr(self.net, "global_branch", None) is None:
+                raise ConfigError("model.train_part=global needs a network with a global branch "
+                                  "(model.net.global_branch)")
+            # only the coarse pass learns: freeze the rest, whatever lr_scale says
+            own = {k: v for k, v in (self._lr_scale or {}).items() if k.startswith("global_branch")}
+            self._lr_scale = {"": 0.0, "global_branch": 1.0, **own}
         if init_from:
             _load_initial_weights(self.net, init_from)
         indi_kwargs = {k: v for k, v in self.hparams.indi.items() if k != "_target_"}
@@ -124,6 +139,8 @@ class INDIModule(LightningModule):
         clean, banded = batch["clean"], batch["banded"]
         t = self.schedule.sample_t(clean.shape[0], device=clean.device)
         x_t = self.schedule.train_pair(clean, banded, t)
+        if self.hparams.get("train_part", "all") == "global":
+            return self.loss_fn(x_t + self.net.global_branch(x_t, t), clean, reference=banded)
         return self.loss_fn(self.net(x_t, t), clean, reference=banded)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:

@@ -327,10 +327,13 @@ class GlobalBranch(nn.Module):
     difference, upsampled bilinearly and bounded to ``max_change`` (a soft clamp: a full band step plus the
     codec's error, about 10 codes), is added to the input; the full-resolution net then only has to finish
     the band edges locally. The head starts near zero, so an untrained branch changes nothing.
+
+    ``norm`` (GroupNorm in its blocks) keeps it trainable: without it, at lr 1e-3 its pre-clamp output grew
+    to 1e6 within 500 steps, the clamp saturated at +-``max_change`` everywhere and the gradient vanished.
     """
 
     def __init__(self, in_channels: int = 3, factor: int = 8, width: int = 32, depth: int = 4,
-                 max_change: float = 0.04, activation: str = "silu", t_dim: int = 64) -> None:
+                 max_change: float = 0.04, activation: str = "silu", t_dim: int = 64, norm: bool = True) -> None:
         super().__init__()
         if isinstance(factor, bool) or not isinstance(factor, int) or factor < 2:
             raise ConfigError(f"model.net.global_branch.factor must be an integer >= 2, got {factor!r}")
@@ -339,9 +342,9 @@ class GlobalBranch(nn.Module):
         self.factor = factor
         self.max_change = float(max_change)
         self.net = UNet(in_channels=2 * in_channels, out_channels=in_channels, width=width, depth=depth,
-                        activation=activation, residual=False, t_dim=t_dim, unshuffle=1, blend_levels=0,
-                        channels_last=False)
-        nn.init.normal_(self.net.head.weight, std=1e-3)
+                        activation=activation, residual=False, norm=norm, t_dim=t_dim, unshuffle=1,
+                        blend_levels=0, channels_last=False)
+        nn.init.normal_(self.net.head.weight, std=1e-4)  # its GroupNorm-ed features are O(1)
         nn.init.zeros_(self.net.head.bias)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""INDIModule options that shape training: starting from other weights, per-part learning rates."""
+"""INDIModule options that shape training: starting from other weights, per-part learning rates, training the
+coarse pass alone."""
 
 from __future__ import annotations
 
@@ -57,3 +58,23 @@ def test_lr_scale_freezes_and_scales_parameter_groups():
         INDIModule(net=NET, lr_scale={"": -1})
     with pytest.raises(ConfigError, match="freezes every"):
         INDIModule(net=NET, lr_scale={"": 0.0})._param_groups()
+
+
+def test_train_part_global_trains_only_the_coarse_pass_without_running_the_full_net():
+    torch.manual_seed(2)
+    module = INDIModule(net=GLOBAL, loss={"_target_": "src.models.losses.DebandLoss", "weights": {"l1": 1.0}},
+                        train_part="global")
+    groups = module._param_groups()
+    trained = {id(p) for g in groups for p in g["params"]}
+    assert trained == {id(p) for p in module.net.global_branch.parameters()}
+    calls = []
+    module.net.stem.register_forward_hook(lambda *a: calls.append(1))
+    clean = torch.rand(2, 3, 32, 32)
+    loss, _ = module.training_loss({"clean": clean, "banded": (clean * 15).round() / 15})
+    loss.backward()
+    assert not calls  # the full-resolution net is not run
+    assert module.net.global_branch.net.head.weight.grad.abs().sum() > 0
+    with pytest.raises(ConfigError, match="train_part"):
+        INDIModule(net=NET, train_part="fine")
+    with pytest.raises(ConfigError, match="global branch"):
+        INDIModule(net=NET, train_part="global")
