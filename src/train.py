@@ -64,6 +64,11 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     if cfg.get("train"):
         log.info("Starting training")
         trainer.fit(model=model, datamodule=datamodule, ckpt_path=ckpt_path)
+        if not _has_val_metrics(trainer) and trainer.limit_val_batches != 0 and not trainer.interrupted:
+            # a run shorter than check_val_every_n_epoch would end with no validation at all (and no
+            # optimized_metric for a sweep): validate the final weights once
+            log.info("No validation ran during training: validating the final weights")
+            trainer.validate(model=model, datamodule=datamodule, verbose=False)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
 
     if cfg.get("test"):
@@ -111,6 +116,10 @@ def _print_metrics(metrics: dict[str, float]) -> None:
     for k in keys:
         table.add_row(k, f"{metrics[k]:.4f}")
     Console().print(table)
+
+
+def _has_val_metrics(trainer: L.Trainer) -> bool:
+    return any(k.startswith("val/") for k in trainer.callback_metrics)
 
 
 def metric_value(metrics: dict[str, float], name: str | None) -> float | None:

@@ -51,6 +51,16 @@ def test_csv_logger_without_wandb(tiny_train_cfg, tmp_path: Path):
     assert not (tmp_path / "wandb").exists()
 
 
+def test_run_shorter_than_the_validation_interval_still_validates_once(tiny_train_cfg):
+    """check_val_every_n_epoch beyond max_epochs: the final weights are validated, so a sweep's
+    optimized_metric (val/psnr) exists."""
+    from src.train import metric_value
+
+    metrics, _ = train(tiny_train_cfg("trainer.max_epochs=1", "trainer.check_val_every_n_epoch=8", "test=false",
+                                      "logger=csv"))
+    assert metric_value(metrics, "val/psnr") > 0
+
+
 def _cli(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "WANDB_MODE": "offline", "INDI_ROOT": str(cwd), "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-m", "src.train", *args], cwd=ROOT, env=env, capture_output=True,
