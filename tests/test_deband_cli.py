@@ -186,6 +186,8 @@ def test_bad_inputs_one_line_no_partial_files(run, tmp_path: Path, case: str) ->
     assert len(errors) == 1, err
     assert "Traceback" not in err
     assert not out_dir.exists() or _files(out_dir) == []
+    if case == "missing":  # the reason is the missing input, not the output's name
+        assert "input not found" in errors[0] and "looks like a file name" not in err
 
 
 def test_read_only_output_folder(run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
