@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import torch
 
-from src.benchmark_quality import dither_8bit
 from src.data.degradations import quantize, quantize_ycbcr
 from src.data.sources import smooth_images
 from src.inference import weights as weights_mod
 from src.inference.debander import Debander
+from src.metrics.banding import round_8bit
 from src.metrics.collection import make_metric
 
 SHIPPED = weights_mod.PACKAGE_WEIGHTS / "default.pt"
@@ -38,16 +38,19 @@ def test_default_weights_ship_with_the_package() -> None:
 
 def test_default_model_removes_banding_from_smooth_images() -> None:
     """Procedural skies/gradients (not the training seed's), banded in RGB and in YCbCr: PSNR up, and CAMBI of
-    the output as `deband` writes it to 8 bits (dithered) at most half the input's."""
+    the output rounded to 8 bits without dither removes at least 60 % of the banding above the clean floor
+    (8-bit clean gradients score about 14 themselves). Dither would hide bands from CAMBI, so none here."""
     d = Debander.from_checkpoint("default", device="cpu", dtype="float32")
     clean = torch.stack([torch.from_numpy(s.to_float()[:192, :192].copy()).permute(2, 0, 1)
                          for s in smooth_images(4, seed=12345)])
+    floor = _cambi5(round_8bit(clean))
     for banded in (quantize(clean, 5), quantize_ycbcr(clean, 6, 5)):
         out = d.deband_batch(banded)
         assert out.shape == banded.shape and out.dtype == torch.float32
         gain = _psnr(out, clean) - _psnr(banded, clean)
         assert gain > 1.0, f"PSNR gain {gain:.2f} dB"
-        assert _cambi5(dither_8bit(out)) < 0.5 * _cambi5(banded)
+        before, after = _cambi5(banded), _cambi5(round_8bit(out))
+        assert after - floor < 0.4 * (before - floor), f"CAMBI {before:.2f} -> {after:.2f}, clean {floor:.2f}"
 
 
 def test_deband_cli_uses_the_shipped_weights(tmp_path, capsys) -> None:
