@@ -22,8 +22,14 @@ from src.utils.errors import ConfigError, DebandError
 
 __all__ = ["main", "SIZES", "SpeedResult", "measure_speed", "PeakRSS"]
 
-SIZES = {"480p": (480, 854), "720p": (720, 1280), "1080p": (1080, 1920), "1440p": (1440, 2560),
-         "4k": (2160, 3840), "8k": (4320, 7680)}
+SIZES = {
+    "480p": (480, 854),
+    "720p": (720, 1280),
+    "1080p": (1080, 1920),
+    "1440p": (1440, 2560),
+    "4k": (2160, 3840),
+    "8k": (4320, 7680),
+}
 
 
 # --------------------------------------------------------------------------------------------------- memory
@@ -96,8 +102,14 @@ def _size(name: str) -> tuple[int, int]:
     raise ConfigError(f"unknown size {name!r}: use {', '.join(SIZES)} or WxH")
 
 
-def measure_speed(debander, size: str, steps: int, tile: int | None, overlap: int = 32,  # noqa: ANN001
-                  repeats: int = 1) -> SpeedResult:
+def measure_speed(
+    debander,
+    size: str,
+    steps: int,
+    tile: int | None,
+    overlap: int = 32,  # noqa: ANN001
+    repeats: int = 1,
+) -> SpeedResult:
     """Time ``deband_batch`` on one frame of ``size`` (a smooth gradient + noise; speed does not depend on content)."""
     import torch
 
@@ -146,8 +158,10 @@ def _run_speed(args: argparse.Namespace) -> int:
     debander = Debander.from_checkpoint(args.checkpoint, device=args.device, dtype=args.dtype, compile=args.compile)
     console.print(debander.describe())
     load0 = os.getloadavg()
-    console.print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-                  f"load average {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}")
+    console.print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"load average {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}"
+    )
     # warm-up: oneDNN picks kernels and (with --compile) the graph is compiled on the first calls
     debander.deband_batch(torch.rand(1, 3, 64, 64), steps=1, tile=0)
 
@@ -161,14 +175,19 @@ def _run_speed(args: argparse.Namespace) -> int:
         for steps in steps_list:
             r = measure_speed(debander, size, steps, tile, args.overlap, args.repeats)
             results.append(r)
-            table.add_row(size, str(steps), str(tile or "off"), f"{r.seconds:.2f}", f"{r.mp_per_s:.2f}",
-                          f"{r.peak_rss_mb:.0f}")
-            console.print(f"  {size} {steps} steps: {r.seconds:.2f} s/frame, {r.mp_per_s:.2f} MP/s, "
-                          f"peak RSS {r.peak_rss_mb:.0f} MB")
+            table.add_row(
+                size, str(steps), str(tile or "off"), f"{r.seconds:.2f}", f"{r.mp_per_s:.2f}", f"{r.peak_rss_mb:.0f}"
+            )
+            console.print(
+                f"  {size} {steps} steps: {r.seconds:.2f} s/frame, {r.mp_per_s:.2f} MP/s, "
+                f"peak RSS {r.peak_rss_mb:.0f} MB"
+            )
     Console().print(table)
     load1 = os.getloadavg()
-    console.print(f"load average at the end {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f} "
-                  f"(timings are only comparable at low load)")
+    console.print(
+        f"load average at the end {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f} "
+        f"(timings are only comparable at low load)"
+    )
     return 0
 
 
@@ -178,15 +197,18 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[a
     "quality": (add_quality_args, run_quality),
     "bound": (add_bound_args, run_bound),
 }
-HELP = {"speed": "inference speed (s/frame, MP/s) and peak memory per size and step count",
-        "quality": "PSNR, smooth PSNR, SSIM, banding scores (8-bit output, no dither) and s/1080p frame of each "
-                   "method on held-out photos; with --frames, banding scores of banded frames without a reference",
-        "bound": "what knowing the quantization grid is worth: non-blind dequantization on the same photos"}
+HELP = {
+    "speed": "inference speed (s/frame, MP/s) and peak memory per size and step count",
+    "quality": "PSNR, smooth PSNR, SSIM, banding scores (8-bit output, no dither) and s/1080p frame of each "
+    "method on held-out photos; with --frames, banding scores of banded frames without a reference",
+    "bound": "what knowing the quantization grid is worth: non-blind dequantization on the same photos",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m src.benchmark", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m src.benchmark", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (add_args, _) in COMMANDS.items():
         add_args(sub.add_parser(name, help=HELP.get(name)))

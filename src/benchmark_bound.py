@@ -54,45 +54,65 @@ def make_cases() -> list[BoundCase]:
     from src.data.degradations import quantize, quantize_ycbcr
 
     return [
-        BoundCase("ycbcr_6_5", "bit-depth reduction in YCbCr: luma 6 bits, chroma 5 bits (as in `quality`)",
-                  lambda x: quantize_ycbcr(x, 6, 5),
-                  lambda b, s, n: consistent_smooth_ycbcr(b, 6, 5, start=s, iters=n)),
-        BoundCase("rgb_5", "bit-depth reduction in RGB to 5 bits (`quality`'s rgb_jpeg before its JPEG)",
-                  lambda x: quantize(x, 5),
-                  lambda b, s, n: consistent_smooth_rgb(b, 5, start=s, iters=n)),
+        BoundCase(
+            "ycbcr_6_5",
+            "bit-depth reduction in YCbCr: luma 6 bits, chroma 5 bits (as in `quality`)",
+            lambda x: quantize_ycbcr(x, 6, 5),
+            lambda b, s, n: consistent_smooth_ycbcr(b, 6, 5, start=s, iters=n),
+        ),
+        BoundCase(
+            "rgb_5",
+            "bit-depth reduction in RGB to 5 bits (`quality`'s rgb_jpeg before its JPEG)",
+            lambda x: quantize(x, 5),
+            lambda b, s, n: consistent_smooth_rgb(b, 5, start=s, iters=n),
+        ),
     ]
 
 
-def build_bound_methods(case: BoundCase, iters: Sequence[int],
-                        model: Callable[[torch.Tensor], torch.Tensor] | None) -> list[Method]:
+def build_bound_methods(
+    case: BoundCase, iters: Sequence[int], model: Callable[[torch.Tensor], torch.Tensor] | None
+) -> list[Method]:
     """Rows for one case: input, consistent smoothing per ``iters``, and (with ``model``) the model and the
     model followed by consistent smoothing per ``iters`` (0 = the model's output projected into the cells)."""
     from src.benchmark_quality import LastRun, Method
 
     rows = [Method("input (banded)", lambda x: x, timed=False)]
-    rows += [Method(f"consistent smoothing, {n} iterations (knows the grid)",
-                    lambda x, n=n: case.smooth(x, x, n)) for n in iters]
+    rows += [
+        Method(f"consistent smoothing, {n} iterations (knows the grid)", lambda x, n=n: case.smooth(x, x, n))
+        for n in iters
+    ]
     if model is not None:
         run = LastRun(model)
         rows.append(Method("default model (blind)", run))
-        rows += [Method(f"default model, then consistent smoothing, {n} iterations",
-                        lambda x, n=n: case.smooth(x, run(x), n)) for n in (0, *iters)]
+        rows += [
+            Method(
+                f"default model, then consistent smoothing, {n} iterations", lambda x, n=n: case.smooth(x, run(x), n)
+            )
+            for n in (0, *iters)
+        ]
     return rows
 
 
-def render_bound(results: dict, cases: Sequence[BoundCase], methods: dict[str, list[Method]],
-                 header: Sequence[str]) -> str:
+def render_bound(
+    results: dict, cases: Sequence[BoundCase], methods: dict[str, list[Method]], header: Sequence[str]
+) -> str:
     """Markdown: settings, then one table per case with the smooth-region gain over the input."""
     lines = ["# What knowing the quantization grid is worth", "", *[f"- {h}" for h in header], ""]
     for case in cases:
         per = results[case.name]
         base = per["input (banded)"].values()["psnr_smooth"]
-        lines += [f"## {case.name}: {case.description}", "",
-                  "| method | " + " | ".join(HEADERS) + " |", "|---" * (len(HEADERS) + 1) + "|"]
+        lines += [
+            f"## {case.name}: {case.description}",
+            "",
+            "| method | " + " | ".join(HEADERS) + " |",
+            "|---" * (len(HEADERS) + 1) + "|",
+        ]
         for m in methods[case.name]:
             v = per[m.name].values()
-            lines.append(f"| {m.name} | {v['psnr']:.2f} | {v['psnr_smooth']:.2f} | {v['ssim']:.4f} | "
-                         f"{v['psnr_smooth'] - base:+.2f} |")
+            lines.append(
+                f"| {m.name} | {v['psnr']:.2f} | {v['psnr_smooth']:.2f} | {v['ssim']:.4f} | "
+                f"{v['psnr_smooth'] - base:+.2f} |"
+            )
         lines.append("")
     return "\n".join(lines)
 
@@ -108,8 +128,9 @@ def _iters(text: str) -> list[int]:
 
 
 def add_bound_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", default="default",
-                   help="the model's weights (.ckpt, .pt, .onnx, 'default' or 'none' to skip)")
+    p.add_argument(
+        "--checkpoint", default="default", help="the model's weights (.ckpt, .pt, .onnx, 'default' or 'none' to skip)"
+    )
     p.add_argument("--images", type=Path, default=None, help="folder of clean photos (default: the test split)")
     p.add_argument("--size", type=int, default=512, help="crop size: short side resized to it, then centre crop")
     p.add_argument("--limit", type=int, default=None, help="use only the first N images")
@@ -142,8 +163,10 @@ def run_bound(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads or auto_threads())
     console = Console(file=sys.stderr)
     images = load_images(folder, args.size, args.limit)
-    header = [f"images: {len(images)} from `{folder}` (short side resized to {args.size}, centre crop "
-              f"{args.size}x{args.size}); float outputs (not dithered)"]
+    header = [
+        f"images: {len(images)} from `{folder}` (short side resized to {args.size}, centre crop "
+        f"{args.size}x{args.size}); float outputs (not dithered)"
+    ]
     model = None
     if str(args.checkpoint).lower() != "none":
         d = Debander.from_checkpoint(args.checkpoint, device=args.device, dtype=args.dtype)
@@ -153,12 +176,25 @@ def run_bound(args: argparse.Namespace) -> int:
     methods = {c.name: build_bound_methods(c, iters, model) for c in cases}
     results = {}
     total = len(images) * sum(len(m) for m in methods.values())
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as progress:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
         task = progress.add_task("bound", total=total)
         for c in cases:
-            results.update(evaluate(images, [c], methods[c.name], METRICS,
-                                    advance=lambda s: progress.update(task, advance=1, description=s)))
+            results.update(
+                evaluate(
+                    images,
+                    [c],
+                    methods[c.name],
+                    METRICS,
+                    advance=lambda s: progress.update(task, advance=1, description=s),
+                )
+            )
     report = render_bound(results, cases, methods, header)
     print(report)
     with atomic_output(args.out) as tmp:

@@ -87,17 +87,38 @@ DEFAULT_IMAGES = Path("data/photos/test")
 FRAME_1080P = (1080, 1920)
 #: metric name (src.metrics.collection / src.metrics.banding) -> column header; arrows say which way is better
 #: (flat noise has none: the banded input scores 0, read it against the clean image's own value)
-COLUMNS = {"psnr": "PSNR ↑", "psnr_smooth": "smooth PSNR ↑", "ssim": "SSIM ↑", "cambi": "CAMBI ↓",
-           "cambi_mlc5": "CAMBI mlc5 ↓", "cambi_cb_mlc5": "Cb CAMBI mlc5 ↓", "cambi_cr_mlc5": "Cr CAMBI mlc5 ↓",
-           "flat_noise": "flat noise"}
+COLUMNS = {
+    "psnr": "PSNR ↑",
+    "psnr_smooth": "smooth PSNR ↑",
+    "ssim": "SSIM ↑",
+    "cambi": "CAMBI ↓",
+    "cambi_mlc5": "CAMBI mlc5 ↓",
+    "cambi_cb_mlc5": "Cb CAMBI mlc5 ↓",
+    "cambi_cr_mlc5": "Cr CAMBI mlc5 ↓",
+    "flat_noise": "flat noise",
+}
 #: the columns of the no-reference mode (all from banding_scores)
-FRAME_COLUMNS = {"cambi_mlc5": "CAMBI mlc5 ↓", "cambi_cb_mlc5": "Cb CAMBI mlc5 ↓",
-                 "cambi_cr_mlc5": "Cr CAMBI mlc5 ↓", "cambi": "CAMBI ↓", "flat_noise": "flat noise",
-                 "texture_psnr": "texture PSNR ↑"}
+FRAME_COLUMNS = {
+    "cambi_mlc5": "CAMBI mlc5 ↓",
+    "cambi_cb_mlc5": "Cb CAMBI mlc5 ↓",
+    "cambi_cr_mlc5": "Cr CAMBI mlc5 ↓",
+    "cambi": "CAMBI ↓",
+    "flat_noise": "flat noise",
+    "texture_psnr": "texture PSNR ↑",
+}
 #: the scores :func:`~src.metrics.banding.banding_scores` gives (the others are torchmetrics to the clean image)
 BANDING = ("cambi", "cambi_mlc5", "cambi_cb_mlc5", "cambi_cr_mlc5", "flat_noise", "texture_psnr")
-DIGITS = {"psnr": 2, "psnr_smooth": 2, "ssim": 4, "cambi": 3, "cambi_mlc5": 3, "cambi_cb_mlc5": 3,
-          "cambi_cr_mlc5": 3, "flat_noise": 3, "texture_psnr": 2}
+DIGITS = {
+    "psnr": 2,
+    "psnr_smooth": 2,
+    "ssim": 4,
+    "cambi": 3,
+    "cambi_mlc5": 3,
+    "cambi_cb_mlc5": 3,
+    "cambi_cr_mlc5": 3,
+    "flat_noise": 3,
+    "texture_psnr": 2,
+}
 SPEED_COLUMN = "s / 1080p frame"
 #: every degradation's name, in table order (``--degradations`` picks some)
 DEGRADATIONS = ("ycbcr_6_5", "rgb_jpeg", "h264", "stream_1080p")
@@ -116,10 +137,11 @@ def fit_frame(img: torch.Tensor, height: int, width: int) -> torch.Tensor:
     scale = max(height / h, width / w)
     nh, nw = max(height, round(h * scale)), max(width, round(w * scale))
     if (nh, nw) != (h, w):
-        img = F.interpolate(img[None].float(), size=(nh, nw), mode="bilinear", align_corners=False,
-                            antialias=scale < 1)[0].clamp(0.0, 1.0)
+        img = F.interpolate(
+            img[None].float(), size=(nh, nw), mode="bilinear", align_corners=False, antialias=scale < 1
+        )[0].clamp(0.0, 1.0)
     top, left = (nh - height) // 2, (nw - width) // 2
-    return img[:, top:top + height, left:left + width].contiguous()
+    return img[:, top : top + height, left : left + width].contiguous()
 
 
 def fit_square(img: torch.Tensor, size: int) -> torch.Tensor:
@@ -128,8 +150,7 @@ def fit_square(img: torch.Tensor, size: int) -> torch.Tensor:
     return fit_frame(img, size, size)
 
 
-def load_images(folder: Path, size: int | tuple[int, int],
-                limit: int | None = None) -> list[tuple[str, torch.Tensor]]:
+def load_images(folder: Path, size: int | tuple[int, int], limit: int | None = None) -> list[tuple[str, torch.Tensor]]:
     """The first ``limit`` images under ``folder`` (sorted by path) as ``(name, (3, size, size) float32)``
     (:func:`fit_square`), or fit to a ``(height, width)`` frame when ``size`` is a pair (:func:`fit_frame`).
 
@@ -168,8 +189,9 @@ class Degradation:
     figure: bool = False
 
 
-def make_degradations(crf: int = 35, stream_frame: tuple[int, int] = FRAME_1080P,
-                      names: Sequence[str] = DEGRADATIONS) -> list[Degradation]:
+def make_degradations(
+    crf: int = 35, stream_frame: tuple[int, int] = FRAME_1080P, names: Sequence[str] = DEGRADATIONS
+) -> list[Degradation]:
     """The benchmark degradations named in ``names`` (see the module docstring), in table order.
 
     ``stream_frame`` is the ``(height, width)`` of ``stream_1080p``'s frames (1080p; smaller in tests).
@@ -178,16 +200,27 @@ def make_degradations(crf: int = 35, stream_frame: tuple[int, int] = FRAME_1080P
 
     h, w = stream_frame
     all_ = [
-        Degradation("ycbcr_6_5", "bit-depth reduction in YCbCr: luma 6 bits, chroma 5 bits",
-                    lambda x: quantize_ycbcr(x, 6, 5)),
-        Degradation("rgb_jpeg", "bit-depth reduction in RGB to 5 bits, then JPEG quality 85 (4:2:0)",
-                    lambda x: jpeg_compress(quantize(x, 5), 85)),
-        Degradation("h264", f"H.264 (libx264, CRF {crf}, preset medium, 8-bit 4:2:0), one intra frame per photo",
-                    lambda x: h264_roundtrip(x, crf)),
-        Degradation("stream_1080p", f"each photo fit to a {w}x{h} frame, 4:2:0 BT.709 limited range, luma 6 bits, "
-                    "chroma 5 bits, then H.264 (libx264, CRF 30): streamed-video banding",
-                    lambda x: stream_roundtrip(x, luma_bits=6, chroma_bits=5, codec="h264", quality=30),
-                    frame=stream_frame, figure=True),
+        Degradation(
+            "ycbcr_6_5", "bit-depth reduction in YCbCr: luma 6 bits, chroma 5 bits", lambda x: quantize_ycbcr(x, 6, 5)
+        ),
+        Degradation(
+            "rgb_jpeg",
+            "bit-depth reduction in RGB to 5 bits, then JPEG quality 85 (4:2:0)",
+            lambda x: jpeg_compress(quantize(x, 5), 85),
+        ),
+        Degradation(
+            "h264",
+            f"H.264 (libx264, CRF {crf}, preset medium, 8-bit 4:2:0), one intra frame per photo",
+            lambda x: h264_roundtrip(x, crf),
+        ),
+        Degradation(
+            "stream_1080p",
+            f"each photo fit to a {w}x{h} frame, 4:2:0 BT.709 limited range, luma 6 bits, "
+            "chroma 5 bits, then H.264 (libx264, CRF 30): streamed-video banding",
+            lambda x: stream_roundtrip(x, luma_bits=6, chroma_bits=5, codec="h264", quality=30),
+            frame=stream_frame,
+            figure=True,
+        ),
     ]
     return [d for d in all_ if d.name in names]
 
@@ -273,12 +306,21 @@ def _model_methods(label: str, debander: Debander) -> list[Method]:
     steps = debander.default_steps
     name = f"{label} ({steps} step{'s' if steps != 1 else ''})"
     run = LastRun(lambda x: debander.deband_batch(x, steps=None))
-    return [Method(name, lambda x: round_8bit(run(x)), steps=steps, figure=True),
-            Method(f"{name} (dithered)", lambda x: dither_8bit(run(x)), steps=steps, speed_from=name)]
+    return [
+        Method(name, lambda x: round_8bit(run(x)), steps=steps, figure=True),
+        Method(f"{name} (dithered)", lambda x: dither_8bit(run(x)), steps=steps, speed_from=name),
+    ]
 
 
-def _load_model_method(label: str, path: str, device: str | None, dtype: str | None, notes: list[str],
-                       describe: list[str], schedule_steps: bool = False) -> list[Method]:
+def _load_model_method(
+    label: str,
+    path: str,
+    device: str | None,
+    dtype: str | None,
+    notes: list[str],
+    describe: list[str],
+    schedule_steps: bool = False,
+) -> list[Method]:
     """``[the model's Method]``, or ``[]`` with a note when its weights do not load."""
     from src.inference.debander import Debander
 
@@ -302,16 +344,28 @@ def _guided_method() -> Method:
 
     r, eps = GUIDED
     # rounded to 8 bits without dither like the models' first rows: the 8-bit footing of every other row
-    return Method(f"guided filter (r {r}, eps {eps:g})",
-                  lambda x: round_8bit(guided_filter(x.float(), r, eps, scale=guided_scale(r))))
+    return Method(
+        f"guided filter (r {r}, eps {eps:g})",
+        lambda x: round_8bit(guided_filter(x.float(), r, eps, scale=guided_scale(r))),
+    )
 
 
-def build_methods(checkpoint: str | None, recipe: str | None, device: str | None, dtype: str | None,
-                  notes: list[str], describe: list[str]) -> list[Method]:
+def build_methods(
+    checkpoint: str | None,
+    recipe: str | None,
+    device: str | None,
+    dtype: str | None,
+    notes: list[str],
+    describe: list[str],
+) -> list[Method]:
     """Input, the ffmpeg filters, the guided filter, and the models whose weights load; skipped ones get a
     line in ``notes``."""
-    methods = [Method("input (banded)", lambda x: x, timed=False), _filter_method("deband"),
-               _filter_method("gradfun"), _guided_method()]
+    methods = [
+        Method("input (banded)", lambda x: x, timed=False),
+        _filter_method("deband"),
+        _filter_method("gradfun"),
+        _guided_method(),
+    ]
     if recipe is None:
         notes.append("recipe: skipped (pass --recipe PATH to an `experiment=fft_indi` checkpoint)")
     else:
@@ -386,8 +440,16 @@ class PanelCrops:
         for sc in self.scenes:
             panels = list(sc["panels"]) + ([("clean", sc["clean"])] if sc["clean"] is not None else [])
             y, x = sc["window"]
-            paths.append(save_panels(panels, self.size, folder / f"{sc['key']}.png", window=(0, 0),
-                                     ref=sc["clean"], title=f"{sc['key']}: crop at x {x}, y {y}"))
+            paths.append(
+                save_panels(
+                    panels,
+                    self.size,
+                    folder / f"{sc['key']}.png",
+                    window=(0, 0),
+                    ref=sc["clean"],
+                    title=f"{sc['key']}: crop at x {x}, y {y}",
+                )
+            )
         return paths
 
 
@@ -408,11 +470,15 @@ def _score_into(r: MethodResult, names: Sequence[str], out: torch.Tensor, banded
             r.scores.setdefault(k, []).append(scores[k])
 
 
-def evaluate(images: Sequence[tuple[str, torch.Tensor]], degradations: Sequence[Degradation],
-             methods: Sequence[Method], metric_names: Sequence[str] = tuple(COLUMNS),
-             advance: Callable[[str], None] | None = None,
-             frame_images: Sequence[tuple[str, torch.Tensor]] | None = None,
-             panels: PanelCrops | None = None) -> dict[str, dict[str, MethodResult]]:
+def evaluate(
+    images: Sequence[tuple[str, torch.Tensor]],
+    degradations: Sequence[Degradation],
+    methods: Sequence[Method],
+    metric_names: Sequence[str] = tuple(COLUMNS),
+    advance: Callable[[str], None] | None = None,
+    frame_images: Sequence[tuple[str, torch.Tensor]] | None = None,
+    panels: PanelCrops | None = None,
+) -> dict[str, dict[str, MethodResult]]:
     """Every method on every degraded image: ``results[degradation][method] -> MethodResult``.
 
     ``metric_names`` from :data:`BANDING` come from :func:`~src.metrics.banding.banding_scores` (8-bit output,
@@ -470,14 +536,22 @@ def _fmt(v: float | None, digits: int) -> str:
     return "n/a" if not math.isfinite(v) else f"{v:.{digits}f}"
 
 
-def render_markdown(results: dict[str, dict[str, MethodResult]], degradations: Sequence[Degradation],
-                    methods: Sequence[Method], header: Sequence[str], speed_note: str) -> str:
+def render_markdown(
+    results: dict[str, dict[str, MethodResult]],
+    degradations: Sequence[Degradation],
+    methods: Sequence[Method],
+    header: Sequence[str],
+    speed_note: str,
+) -> str:
     """The report: a bullet list of settings, then one table per degradation (rows = methods)."""
     lines = ["# Quality benchmark", "", *[f"- {h}" for h in header], f"- {SPEED_COLUMN}: {speed_note}", ""]
     for deg in degradations:
-        lines += [f"## {deg.name}: {deg.description}", "",
-                  "| method | " + " | ".join(COLUMNS.values()) + f" | {SPEED_COLUMN} |",
-                  "|---" * (len(COLUMNS) + 2) + "|"]
+        lines += [
+            f"## {deg.name}: {deg.description}",
+            "",
+            "| method | " + " | ".join(COLUMNS.values()) + f" | {SPEED_COLUMN} |",
+            "|---" * (len(COLUMNS) + 2) + "|",
+        ]
         for m in methods:
             r = results[deg.name][m.name]
             vals = r.values()
@@ -531,8 +605,15 @@ def find_frames(source: Path, published_pattern: str = "published-*") -> list[Fr
     frames = [p for p in images if not fnmatch.fnmatch(p.name, published_pattern)]
     if not frames:
         raise DataError(f"--frames: no banded frames in '{source}'")
-    candidates = sorted(p for p in folder.iterdir() if p.is_file() and fnmatch.fnmatch(p.name, published_pattern)
-                        and p.suffix.lower() in IMAGE_EXTENSIONS) if folder.is_dir() else []
+    candidates = (
+        sorted(
+            p
+            for p in folder.iterdir()
+            if p.is_file() and fnmatch.fnmatch(p.name, published_pattern) and p.suffix.lower() in IMAGE_EXTENSIONS
+        )
+        if folder.is_dir()
+        else []
+    )
     out = []
     for f in frames:
         key = _pair_key(f.stem)
@@ -552,9 +633,13 @@ def _read_rgb(path: Path) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(to_rgb(arr).transpose(2, 0, 1))).float()
 
 
-def evaluate_frames(frames: Sequence[Frame], methods: Sequence[Method], notes: list[str],
-                    advance: Callable[[str], None] | None = None,
-                    panels: PanelCrops | None = None) -> dict[str, dict[str, MethodResult]]:
+def evaluate_frames(
+    frames: Sequence[Frame],
+    methods: Sequence[Method],
+    notes: list[str],
+    advance: Callable[[str], None] | None = None,
+    panels: PanelCrops | None = None,
+) -> dict[str, dict[str, MethodResult]]:
     """Every method (and the published model where a frame has it) on every frame, scored without a reference:
     ``results[frame name][method] -> MethodResult`` with one image each (``scores`` of
     :data:`FRAME_COLUMNS`, ``seconds`` of the run). A published file of another size gets a line in ``notes``.
@@ -583,8 +668,10 @@ def evaluate_frames(frames: Sequence[Frame], methods: Sequence[Method], notes: l
         if frame.published is not None:
             pub = _read_rgb(frame.published)
             if pub.shape != banded.shape:
-                notes.append(f"{PUBLISHED}: `{frame.published.name}` is {pub.shape[-1]}x{pub.shape[-2]}, "
-                             f"`{frame.name}` {banded.shape[-1]}x{banded.shape[-2]}: left out")
+                notes.append(
+                    f"{PUBLISHED}: `{frame.published.name}` is {pub.shape[-1]}x{pub.shape[-2]}, "
+                    f"`{frame.name}` {banded.shape[-1]}x{banded.shape[-2]}: left out"
+                )
             else:
                 r = per[PUBLISHED] = MethodResult()
                 _score_into(r, names, pub, banded)
@@ -593,13 +680,20 @@ def evaluate_frames(frames: Sequence[Frame], methods: Sequence[Method], notes: l
     return results
 
 
-def render_frames(results: dict[str, dict[str, MethodResult]], methods: Sequence[Method],
-                  header: Sequence[str]) -> str:
+def render_frames(results: dict[str, dict[str, MethodResult]], methods: Sequence[Method], header: Sequence[str]) -> str:
     """The no-reference report: settings, one table of every (frame, method), then the mean per method."""
     cols = list(FRAME_COLUMNS.values()) + ["seconds"]
     order = [m.name for m in methods] + [PUBLISHED]
-    lines = ["# Quality benchmark: banded frames without a reference", "", *[f"- {h}" for h in header], "",
-             "## Per frame", "", "| frame | method | " + " | ".join(cols) + " |", "|---" * (len(cols) + 2) + "|"]
+    lines = [
+        "# Quality benchmark: banded frames without a reference",
+        "",
+        *[f"- {h}" for h in header],
+        "",
+        "## Per frame",
+        "",
+        "| frame | method | " + " | ".join(cols) + " |",
+        "|---" * (len(cols) + 2) + "|",
+    ]
     timed = {m.name: m.timed for m in methods}
     for frame, per in results.items():
         for name in (n for n in order if n in per):
@@ -607,8 +701,13 @@ def render_frames(results: dict[str, dict[str, MethodResult]], methods: Sequence
             secs = per[name].seconds if timed.get(name, False) else None
             cells = [_fmt(vals[k], DIGITS[k]) for k in FRAME_COLUMNS] + [_fmt(secs, 2)]
             lines.append(f"| {frame} | {name} | " + " | ".join(cells) + " |")
-    lines += ["", f"## Mean over frames ({len(results)})", "",
-              "| method | " + " | ".join(cols) + " | frames |", "|---" * (len(cols) + 2) + "|"]
+    lines += [
+        "",
+        f"## Mean over frames ({len(results)})",
+        "",
+        "| method | " + " | ".join(cols) + " | frames |",
+        "|---" * (len(cols) + 2) + "|",
+    ]
     for name in order:
         rows = [per[name] for per in results.values() if name in per]
         if not rows:
@@ -632,32 +731,69 @@ def _frame_size(text: str) -> tuple[int, int]:
 
 
 def add_quality_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", default="default",
-                   help="the default model's weights (.ckpt, .pt, .onnx, 'default' or 'none' to skip)")
-    p.add_argument("--recipe", default=None, help="the original recipe's checkpoint (experiment=fft_indi), "
-                   "run at its schedule's steps (typically 30); skipped when not given")
-    p.add_argument("--images", type=Path, default=None,
-                   help=f"folder of clean photos (default: {DEFAULT_IMAGES}, the test split of src.data.fetch)")
+    p.add_argument(
+        "--checkpoint",
+        default="default",
+        help="the default model's weights (.ckpt, .pt, .onnx, 'default' or 'none' to skip)",
+    )
+    p.add_argument(
+        "--recipe",
+        default=None,
+        help="the original recipe's checkpoint (experiment=fft_indi), "
+        "run at its schedule's steps (typically 30); skipped when not given",
+    )
+    p.add_argument(
+        "--images",
+        type=Path,
+        default=None,
+        help=f"folder of clean photos (default: {DEFAULT_IMAGES}, the test split of src.data.fetch)",
+    )
     p.add_argument("--size", type=int, default=512, help="crop size: short side resized to it, then centre crop")
     p.add_argument("--limit", type=int, default=None, help="use only the first N images (or frames)")
     p.add_argument("--crf", type=int, default=35, help="libx264 CRF of the h264 degradation (default 35)")
-    p.add_argument("--degradations", default=",".join(DEGRADATIONS),
-                   help=f"comma-separated degradations to run (default: all of {', '.join(DEGRADATIONS)}; "
-                        "stream_1080p works on whole 1080p frames and is the slow one on a CPU)")
-    p.add_argument("--stream-size", type=_frame_size, default=FRAME_1080P, metavar="WxH",
-                   help="frame size of stream_1080p (default 1920x1080)")
-    p.add_argument("--frames", type=Path, default=None, metavar="DIR",
-                   help="no-reference mode: score the banded frames in DIR (or a glob, DIR/banded-*.png) instead "
-                        "of degraded photos")
-    p.add_argument("--published-pattern", default="published-*", metavar="GLOB",
-                   help="in --frames DIR, files matching GLOB are another model's outputs, paired with the frame "
-                        "whose name ends with the same '-KEY' (published-indi-2.png with banded-2.png); default "
-                        "'published-*'")
-    p.add_argument("--figures", type=Path, default=None, metavar="DIR",
-                   help="where the crop panels go (default: bench_figures/ beside --out)")
+    p.add_argument(
+        "--degradations",
+        default=",".join(DEGRADATIONS),
+        help=f"comma-separated degradations to run (default: all of {', '.join(DEGRADATIONS)}; "
+        "stream_1080p works on whole 1080p frames and is the slow one on a CPU)",
+    )
+    p.add_argument(
+        "--stream-size",
+        type=_frame_size,
+        default=FRAME_1080P,
+        metavar="WxH",
+        help="frame size of stream_1080p (default 1920x1080)",
+    )
+    p.add_argument(
+        "--frames",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="no-reference mode: score the banded frames in DIR (or a glob, DIR/banded-*.png) instead "
+        "of degraded photos",
+    )
+    p.add_argument(
+        "--published-pattern",
+        default="published-*",
+        metavar="GLOB",
+        help="in --frames DIR, files matching GLOB are another model's outputs, paired with the frame "
+        "whose name ends with the same '-KEY' (published-indi-2.png with banded-2.png); default "
+        "'published-*'",
+    )
+    p.add_argument(
+        "--figures",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where the crop panels go (default: bench_figures/ beside --out)",
+    )
     p.add_argument("--figure-crop", type=int, default=256, metavar="N", help="crop size of the panels (default 256)")
-    p.add_argument("--speed", choices=["measure", "extrapolate"], default="measure",
-                   help="s / 1080p frame: time one 1920x1080 frame (default), or extrapolate from the crops' MP/s")
+    p.add_argument(
+        "--speed",
+        choices=["measure", "extrapolate"],
+        default="measure",
+        help="s / 1080p frame: time one 1920x1080 frame (default), or extrapolate from the crops' MP/s",
+    )
     p.add_argument("--out", type=Path, default=Path("logs/benchmark/quality.md"), help="markdown report")
     p.add_argument("--device", default=None)
     p.add_argument("--dtype", choices=["float32", "bfloat16"], default=None)
@@ -668,8 +804,9 @@ def _degradation_names(text: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in DEGRADATIONS]
     if not names or unknown:
-        raise ConfigError(f"--degradations: unknown {', '.join(unknown) or '(none given)'}; "
-                          f"choose from {', '.join(DEGRADATIONS)}")
+        raise ConfigError(
+            f"--degradations: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(DEGRADATIONS)}"
+        )
     return names
 
 
@@ -705,17 +842,24 @@ def _write_report(report: str, args: argparse.Namespace, panels: PanelCrops, con
         console.print(f"wrote {len(paths)} figure{'s' if len(paths) != 1 else ''} to {_figures_dir(args)}")
 
 
-def _run_frames(args: argparse.Namespace, methods: list[Method], described: list[str], notes: list[str],
-                console: Console, progress_cls: Callable[[], Progress]) -> int:
+def _run_frames(
+    args: argparse.Namespace,
+    methods: list[Method],
+    described: list[str],
+    notes: list[str],
+    console: Console,
+    progress_cls: Callable[[], Progress],
+) -> int:
     """The no-reference mode (``--frames``)."""
     import torch
 
-    frames = find_frames(args.frames, args.published_pattern)[:args.limit]
+    frames = find_frames(args.frames, args.published_pattern)[: args.limit]
     panels = PanelCrops(args.figure_crop)
     with progress_cls() as progress:
         task = progress.add_task("frames", total=len(frames) * len(methods))
-        results = evaluate_frames(frames, methods, notes, panels=panels,
-                                  advance=lambda d: progress.update(task, advance=1, description=d))
+        results = evaluate_frames(
+            frames, methods, notes, panels=panels, advance=lambda d: progress.update(task, advance=1, description=d)
+        )
     load = os.getloadavg()
     threads = torch.get_num_threads()
     n_pub = sum(f.published is not None for f in frames)
@@ -745,14 +889,22 @@ def run_quality(args: argparse.Namespace) -> int:
 
     _check_args(args)
     console = Console(file=sys.stderr)
-    progress_cls = functools.partial(Progress, TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                     TimeElapsedColumn(), console=console, transient=True)
+    progress_cls = functools.partial(
+        Progress,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
     folder = args.images
     if args.frames is None and folder is None:
         folder = DEFAULT_IMAGES
         if not folder.is_dir():
-            raise DataError(f"no test photos at '{folder}': run `python -m src.data.fetch` first "
-                            f"(or pass --images FOLDER)")
+            raise DataError(
+                f"no test photos at '{folder}': run `python -m src.data.fetch` first (or pass --images FOLDER)"
+            )
     torch.set_num_threads(args.threads or auto_threads())
     notes: list[str] = []
     described: list[str] = []
@@ -773,12 +925,19 @@ def run_quality(args: argparse.Namespace) -> int:
     runs = len(squares) * len(images) * len(methods) + len(framed) * len(frame_images) * len(methods)
     with progress_cls() as progress:
         task = progress.add_task("quality", total=runs)
-        results = evaluate(images, degradations, methods, frame_images=frame_images, panels=panels,
-                           advance=lambda d: progress.update(task, advance=1, description=d))
+        results = evaluate(
+            images,
+            degradations,
+            methods,
+            frame_images=frame_images,
+            panels=panels,
+            advance=lambda d: progress.update(task, advance=1, description=d),
+        )
         timed = [m for m in methods if m.timed and m.speed_from is None]
         if args.speed == "measure":
-            speed_note = (f"measured: one {FRAME_1080P[1]}x{FRAME_1080P[0]} frame per method at its steps, "
-                          "after a warm-up")
+            speed_note = (
+                f"measured: one {FRAME_1080P[1]}x{FRAME_1080P[0]} frame per method at its steps, after a warm-up"
+            )
             t2 = progress.add_task("timing 1080p frames", total=len(timed))
             for m in timed:
                 progress.update(t2, description=f"timing a 1080p frame · {m.name}")
@@ -787,8 +946,10 @@ def run_quality(args: argparse.Namespace) -> int:
                     per[m.name].s_per_1080p = seconds
                 progress.update(t2, advance=1)
         else:
-            speed_note = ("extrapolated: 2.07 MP / the MP/s measured on the benchmark images "
-                          "(small crops run less efficiently, so a little pessimistic)")
+            speed_note = (
+                "extrapolated: 2.07 MP / the MP/s measured on the benchmark images "
+                "(small crops run less efficiently, so a little pessimistic)"
+            )
             mp = FRAME_1080P[0] * FRAME_1080P[1] / 1e6
             for m in timed:
                 total_s = sum(per[m.name].seconds for per in results.values())
@@ -804,14 +965,18 @@ def run_quality(args: argparse.Namespace) -> int:
     threads = torch.get_num_threads()
     header = []
     if squares:
-        header += [f"images: {len(images)} from `{folder}` (short side resized to {args.size}, centre crop "
-                   f"{args.size}x{args.size}): " + ", ".join(f"`{name}`" for name, _ in images),
-                   f"CAMBI of the clean crops themselves (the floor a method can reach): {_clean_cambi(images)}"]
+        header += [
+            f"images: {len(images)} from `{folder}` (short side resized to {args.size}, centre crop "
+            f"{args.size}x{args.size}): " + ", ".join(f"`{name}`" for name, _ in images),
+            f"CAMBI of the clean crops themselves (the floor a method can reach): {_clean_cambi(images)}",
+        ]
     if framed:
         h, w = args.stream_size
-        header += [f"{', '.join(d.name for d in framed)}: {len(frame_images)} photos from `{folder}` resized to "
-                   f"cover {w}x{h}, centre crop",
-                   f"CAMBI of those clean {w}x{h} frames themselves: {_clean_cambi(frame_images)}"]
+        header += [
+            f"{', '.join(d.name for d in framed)}: {len(frame_images)} photos from `{folder}` resized to "
+            f"cover {w}x{h}, centre crop",
+            f"CAMBI of those clean {w}x{h} frames themselves: {_clean_cambi(frame_images)}",
+        ]
     header += [
         "banding scores (CAMBI, flat noise) are on each output rounded to 8 bits without dither; flat noise: "
         "mean |Y - 3x3 mean| in luma codes over the pixels flat in the banded input",

@@ -60,52 +60,103 @@ def build_parser() -> argparse.ArgumentParser:
     from src.inference.video import VIDEO_CODECS
 
     p = argparse.ArgumentParser(
-        prog="deband", description="Remove colour banding from images and videos with an INDI model.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("inputs", nargs="+", metavar="INPUT", type=Path,
-                   help="image files (PNG, JPEG, WebP, TIFF), video files (mp4, mkv, mov, webm, avi...) or folders")
+        prog="deband",
+        description="Remove colour banding from images and videos with an INDI model.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        type=Path,
+        help="image files (PNG, JPEG, WebP, TIFF), video files (mp4, mkv, mov, webm, avi...) or folders",
+    )
     p.add_argument("-o", "--output", required=True, type=Path, help="output file, or folder for several inputs")
     g = p.add_argument_group("model")
-    g.add_argument("--checkpoint", default="default",
-                   help="a Lightning .ckpt, an exported .pt/.onnx (python -m src.export), or 'default' "
-                        "(src/weights/default.pt, else the newest logs/train/runs/*/checkpoints/best-*.ckpt)")
-    g.add_argument("--steps", type=int, default=None,
-                   help="INDI steps (default: the checkpoint's recommendation); fewer is faster")
-    g.add_argument("--tile", type=int, default=None,
-                   help="tile size in pixels to bound memory (default: auto, tiles above ~2.4 MP with 768; 0 = off)")
+    g.add_argument(
+        "--checkpoint",
+        default="default",
+        help="a Lightning .ckpt, an exported .pt/.onnx (python -m src.export), or 'default' "
+        "(src/weights/default.pt, else the newest logs/train/runs/*/checkpoints/best-*.ckpt)",
+    )
+    g.add_argument(
+        "--steps", type=int, default=None, help="INDI steps (default: the checkpoint's recommendation); fewer is faster"
+    )
+    g.add_argument(
+        "--tile",
+        type=int,
+        default=None,
+        help="tile size in pixels to bound memory (default: auto, tiles above ~2.4 MP with 768; 0 = off)",
+    )
     g.add_argument("--overlap", type=int, default=32, help="overlap of neighbouring tiles in pixels (default 32)")
     g.add_argument("--device", default=None, help="auto (default: cuda, mps, then cpu), cpu, cuda, cuda:N, mps")
-    g.add_argument("--dtype", choices=["float32", "bfloat16"], default=None,
-                   help="network precision (default: bfloat16 on CUDA and on CPUs with native bf16 "
-                        "(AVX512-BF16/AMX), float32 elsewhere); the image itself always stays float32")
+    g.add_argument(
+        "--dtype",
+        choices=["float32", "bfloat16"],
+        default=None,
+        help="network precision (default: bfloat16 on CUDA and on CPUs with native bf16 "
+        "(AVX512-BF16/AMX), float32 elsewhere); the image itself always stays float32",
+    )
     g.add_argument("--compile", action="store_true", help="torch.compile the network (slow start; for long videos)")
-    g.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for torch (default: the cores not busy at start, by their CPU use over 0.1 s; "
-                        "a thread competing for a busy core stalls every operation)")
+    g.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads for torch (default: the cores not busy at start, by their CPU use over 0.1 s; "
+        "a thread competing for a busy core stalls every operation)",
+    )
     g.add_argument("--seed", type=int, default=0, help="seed for path noise and TPDF dither (default 0)")
     g = p.add_argument_group("images")
-    g.add_argument("--bit-depth", type=int, choices=[8, 16], default=None,
-                   help="output bits per channel (default: 16 for 16-bit inputs written as PNG/TIFF, else 8)")
-    g.add_argument("--dither", action=argparse.BooleanOptionalAction, default=True,
-                   help="dither 8-bit output (default: on; see below)")
-    g.add_argument("--dither-kind", choices=[k for k in DITHER_KINDS if k != "none"], default="blue-noise",
-                   help="blue-noise (default) or tpdf (triangular)")
+    g.add_argument(
+        "--bit-depth",
+        type=int,
+        choices=[8, 16],
+        default=None,
+        help="output bits per channel (default: 16 for 16-bit inputs written as PNG/TIFF, else 8)",
+    )
+    g.add_argument(
+        "--dither",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="dither 8-bit output (default: on; see below)",
+    )
+    g.add_argument(
+        "--dither-kind",
+        choices=[k for k in DITHER_KINDS if k != "none"],
+        default="blue-noise",
+        help="blue-noise (default) or tpdf (triangular)",
+    )
     g = p.add_argument_group("videos")
     g.add_argument("--start", type=float, default=None, metavar="SECONDS", help="process from this time")
     g.add_argument("--duration", type=float, default=None, metavar="SECONDS", help="process this long")
-    g.add_argument("--crf", type=float, default=16.0,
-                   help="encoder quality, lower is better (default 16: visually lossless)")
+    g.add_argument(
+        "--crf", type=float, default=16.0, help="encoder quality, lower is better (default 16: visually lossless)"
+    )
     g.add_argument("--preset", default="medium", help="x264/x265 speed preset (default medium)")
     g.add_argument("--codec", choices=list(VIDEO_CODECS), default="libx264", help="video encoder (default libx264)")
-    g.add_argument("--video-bit-depth", type=int, choices=[8, 10], default=None,
-                   help="8 (yuv420p, dithered) or 10 (yuv420p10le); default: 10 for >8-bit inputs, else 8")
-    g.add_argument("--batch", type=int, default=None,
-                   help="video frames debanded together (default: on a CPU as many as fit in 2.1 MP, 1 at 1080p and "
-                        "2 at 720p; 4 on a GPU)")
+    g.add_argument(
+        "--video-bit-depth",
+        type=int,
+        choices=[8, 10],
+        default=None,
+        help="8 (yuv420p, dithered) or 10 (yuv420p10le); default: 10 for >8-bit inputs, else 8",
+    )
+    g.add_argument(
+        "--batch",
+        type=int,
+        default=None,
+        help="video frames debanded together (default: on a CPU as many as fit in 2.1 MP, 1 at 1080p and "
+        "2 at 720p; 4 on a GPU)",
+    )
     g = p.add_argument_group("files")
     g.add_argument("--overwrite", action="store_true", help="replace existing outputs (never an input)")
-    g.add_argument("--quiet", "-q", action="store_true", help="no progress or per-file lines (errors and the "
-                                                              "weights line are still printed)")
+    g.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="no progress or per-file lines (errors and the weights line are still printed)",
+    )
     return p
 
 
@@ -136,16 +187,19 @@ def plan_jobs(inputs: list[Path], output: Path, bit_depth: int | None) -> tuple[
     """Map inputs to outputs (see ``--help``: outputs). Returns the jobs and the errors found while planning."""
     jobs: list[Job] = []
     errors: list[str] = []
-    single_file = (len(inputs) == 1 and inputs[0].is_file() and not output.is_dir()
-                   and not str(output).endswith(("/", os.sep)))
+    single_file = (
+        len(inputs) == 1 and inputs[0].is_file() and not output.is_dir() and not str(output).endswith(("/", os.sep))
+    )
     if single_file:
         src = inputs[0]
         kind, out_kind = _kind(src), _kind(output)
         if kind is None:
             errors.append(f"cannot read '{src}': unsupported format '{src.suffix}'")
         elif out_kind != kind:
-            errors.append(f"cannot write '{output}': {'an image' if kind == 'image' else 'a video'} input needs "
-                          f"an output file name ending in {', '.join(_extensions(kind))}")
+            errors.append(
+                f"cannot write '{output}': {'an image' if kind == 'image' else 'a video'} input needs "
+                f"an output file name ending in {', '.join(_extensions(kind))}"
+            )
         else:
             jobs.append(Job(src, output, kind))
         return jobs, errors
@@ -154,8 +208,9 @@ def plan_jobs(inputs: list[Path], output: Path, bit_depth: int | None) -> tuple[
     if missing:  # say so first: a missing input is why a single file name was not taken as one
         return jobs, [f"input not found: '{inp}'" for inp in missing]
     if _kind(output) is not None and not output.is_dir():
-        errors.append(f"-o '{output}' looks like a file name, but {len(inputs)} inputs or a folder need an "
-                      f"output folder")
+        errors.append(
+            f"-o '{output}' looks like a file name, but {len(inputs)} inputs or a folder need an output folder"
+        )
         return jobs, errors
     out_abs = output.resolve()
     for inp in inputs:
@@ -218,8 +273,9 @@ def _run_image(debander, job: Job, args: argparse.Namespace) -> str:  # noqa: AN
     img = read_image_file(job.src)
     bits = args.bit_depth or (16 if img.bit_depth == 16 and supports_16bit(job.dst) else 8)
     if bits == 16 and not supports_16bit(job.dst):
-        raise DebandError(f"cannot write '{job.dst}': {job.dst.suffix} stores 8 bits; use .png or .tif for "
-                          f"--bit-depth 16")
+        raise DebandError(
+            f"cannot write '{job.dst}': {job.dst.suffix} stores 8 bits; use .png or .tif for --bit-depth 16"
+        )
     out = debander.deband(img.pixels, steps=args.steps, tile=args.tile, overlap=args.overlap, seed=args.seed)
     colour = 3 if out.shape[2] >= 3 else 1
     dither = args.dither_kind if args.dither and bits == 8 else "none"
@@ -233,10 +289,21 @@ def _run_image(debander, job: Job, args: argparse.Namespace) -> str:  # noqa: AN
 def _run_video(debander, job: Job, args: argparse.Namespace) -> str:  # noqa: ANN001
     from src.inference.video import VideoOptions, deband_video
 
-    opts = VideoOptions(steps=args.steps, tile=args.tile, overlap=args.overlap, seed=args.seed, codec=args.codec,
-                        crf=args.crf, preset=args.preset, bit_depth=args.video_bit_depth,
-                        dither=args.dither_kind if args.dither else "none", start=args.start,
-                        duration=args.duration, batch=args.batch, quiet=args.quiet)
+    opts = VideoOptions(
+        steps=args.steps,
+        tile=args.tile,
+        overlap=args.overlap,
+        seed=args.seed,
+        codec=args.codec,
+        crf=args.crf,
+        preset=args.preset,
+        bit_depth=args.video_bit_depth,
+        dither=args.dither_kind if args.dither else "none",
+        start=args.start,
+        duration=args.duration,
+        batch=args.batch,
+        quiet=args.quiet,
+    )
     n = deband_video(debander, job.src, job.dst, opts)
     return f"{n} frames"
 
@@ -297,12 +364,10 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         from src.inference.debander import Debander
-
         from src.inference.device import auto_threads
 
         torch.set_num_threads(args.threads or auto_threads())
-        debander = Debander.from_checkpoint(args.checkpoint, device=args.device, dtype=args.dtype,
-                                            compile=args.compile)
+        debander = Debander.from_checkpoint(args.checkpoint, device=args.device, dtype=args.dtype, compile=args.compile)
     except KeyboardInterrupt:
         _say("error: interrupted")
         return 130

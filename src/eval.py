@@ -33,15 +33,23 @@ from src.metrics.collection import METRICS, NO_REFERENCE, make_metric, update_me
 from src.models.indi_module import INDIModule, load_checkpoint  # noqa: F401 (load_checkpoint re-exported)
 from src.utils.errors import ConfigError, DataError
 from src.utils.hydra_utils import finish_wandb, instantiate_dict, one_line_errors, print_config_tree
+
 # the crop figures live in src.utils.panels (the benchmark draws them too); imported here for callers of src.eval
 from src.utils.panels import cambi_heatmap, most_banded_window, save_crop_panel, stretch  # noqa: F401
 
 log = logging.getLogger(__name__)
 
-LABELS = {"psnr": "PSNR (dB)", "psnr_smooth": "smooth-region PSNR (dB)", "ssim": "SSIM",
-          "cambi": "CAMBI", "cambi_mlc5": "CAMBI (max_log_contrast=5)", "cambi_cb_mlc5": "CAMBI of Cb (mlc 5)",
-          "cambi_cr_mlc5": "CAMBI of Cr (mlc 5)", "flat_noise": "flat-area noise (luma codes)",
-          "s_per_mpx": "seconds / megapixel"}
+LABELS = {
+    "psnr": "PSNR (dB)",
+    "psnr_smooth": "smooth-region PSNR (dB)",
+    "ssim": "SSIM",
+    "cambi": "CAMBI",
+    "cambi_mlc5": "CAMBI (max_log_contrast=5)",
+    "cambi_cb_mlc5": "CAMBI of Cb (mlc 5)",
+    "cambi_cr_mlc5": "CAMBI of Cr (mlc 5)",
+    "flat_noise": "flat-area noise (luma codes)",
+    "s_per_mpx": "seconds / megapixel",
+}
 
 
 # ---------------------------------------------------------------------------------------------- metrics
@@ -62,8 +70,14 @@ class StepTable:
         self.seconds = {k: 0.0 for k in self.rows}
         self.megapixels = {k: 0.0 for k in self.rows}
 
-    def update(self, key: str, output: torch.Tensor, clean: torch.Tensor | None, seconds: float = 0.0,
-               banded: torch.Tensor | None = None) -> None:
+    def update(
+        self,
+        key: str,
+        output: torch.Tensor,
+        clean: torch.Tensor | None,
+        seconds: float = 0.0,
+        banded: torch.Tensor | None = None,
+    ) -> None:
         """Score ``output`` ``(B, 3, H, W)`` as row ``key``; ``banded`` is the input it came from (flat_noise's
         mask; without it the output's own flat pixels are used)."""
         for name, metric in self.rows[key].items():
@@ -134,7 +148,7 @@ def plot_metrics(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
     nrows = math.ceil(len(names) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 3.0 * nrows), squeeze=False)
     xs = [int(r["steps"]) for r in steps_rows]
-    for ax in axes.flat[len(names):]:
+    for ax in axes.flat[len(names) :]:
         ax.axis("off")
     for ax, name in zip(axes.flat, names):
         ax.plot(xs, [r[name] for r in steps_rows], "o-", label="restored")
@@ -224,12 +238,13 @@ def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
     rows = table.results()
     md = write_tables(rows, out_dir)
     plot_metrics(rows, out_dir / "metrics_vs_steps.png", f"{Path(cfg.ckpt_path).name}: {seen} images")
-    crop_paths = [save_crop_panel(b, r, c, crop_steps, cfg.crop_size, out_dir / "crops" / f"crop_{k:02d}.png")
-                  for k, (b, r, c) in enumerate(crops)]
+    crop_paths = [
+        save_crop_panel(b, r, c, crop_steps, cfg.crop_size, out_dir / "crops" / f"crop_{k:02d}.png")
+        for k, (b, r, c) in enumerate(crops)
+    ]
     _log_to_loggers(cfg, rows, [out_dir / "metrics_vs_steps.png", *crop_paths])
     print(md)
-    log.info("Wrote %s, results.csv, metrics_vs_steps.png and %d crops to %s", "results.md", len(crop_paths),
-             out_dir)
+    log.info("Wrote %s, results.csv, metrics_vs_steps.png and %d crops to %s", "results.md", len(crop_paths), out_dir)
     return rows
 
 
@@ -241,8 +256,7 @@ def _log_to_loggers(cfg: DictConfig, rows: list[dict[str, Any]], images: list[Pa
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         for row in rows:
             label = row["steps"]
-            lg.log_metrics({f"eval/{k}_{label}": v for k, v in row.items()
-                            if k != "steps" and not math.isnan(v)})
+            lg.log_metrics({f"eval/{k}_{label}": v for k, v in row.items() if k != "steps" and not math.isnan(v)})
         if isinstance(lg, WandbLogger):
             cols = list(rows[0])
             lg.log_table(key="eval/results", columns=cols, data=[[r[c] for c in cols] for r in rows])

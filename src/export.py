@@ -67,9 +67,17 @@ def export_onnx(weights: LoadedWeights, out: Path, deband_steps: int | None = No
     dynamic_shapes = {"x": {0: batch, 2: m * hb, 3: m * wb}, "t": {0: batch}}
     with atomic_output(out) as tmp:
         with torch.no_grad():
-            program = torch.onnx.export(step, (x, t), None, dynamo=True, input_names=["x", "t"],
-                                        output_names=["y"], dynamic_shapes=dynamic_shapes, opset_version=opset,
-                                        verbose=False)
+            program = torch.onnx.export(
+                step,
+                (x, t),
+                None,
+                dynamo=True,
+                input_names=["x", "t"],
+                output_names=["y"],
+                dynamic_shapes=dynamic_shapes,
+                opset_version=opset,
+                verbose=False,
+            )
         model = program.model_proto
         meta = {k: payload[k] for k in ("net", "indi", "deband_steps", "source")}
         meta["multiple"] = m
@@ -80,14 +88,22 @@ def export_onnx(weights: LoadedWeights, out: Path, deband_steps: int | None = No
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m src.export", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m src.export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("checkpoint", help="a Lightning .ckpt, an exported .pt, or 'default'")
     p.add_argument("-o", "--output", required=True, type=Path, help="model.pt or model.onnx")
-    p.add_argument("--deband-steps", type=int, default=None,
-                   help="recommended INDI steps stored in the file (default: the checkpoint's)")
-    p.add_argument("--half", action="store_true",
-                   help=".pt only: store the weights as float16 (half the size; loaded back into float32)")
+    p.add_argument(
+        "--deband-steps",
+        type=int,
+        default=None,
+        help="recommended INDI steps stored in the file (default: the checkpoint's)",
+    )
+    p.add_argument(
+        "--half",
+        action="store_true",
+        help=".pt only: store the weights as float16 (half the size; loaded back into float32)",
+    )
     p.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     args = p.parse_args(argv)

@@ -18,8 +18,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from src.utils.checkpoint_io import AtomicCheckpointIO
 from src.utils.errors import ConfigError, DataError
-from src.utils.hydra_utils import (finish_wandb, instantiate_dict, one_line_errors, print_config_tree,
-                                   run_context)
+from src.utils.hydra_utils import finish_wandb, instantiate_dict, one_line_errors, print_config_tree, run_context
 from src.utils.sweep_summary import write_job_metrics
 
 log = logging.getLogger(__name__)
@@ -44,8 +43,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data)
 
     log.info("Instantiating model <%s>", cfg.model._target_)
-    model: L.LightningModule = hydra.utils.instantiate(cfg.model, indi=cfg.indi, loss=cfg.loss,
-                                                       _recursive_=False)
+    model: L.LightningModule = hydra.utils.instantiate(cfg.model, indi=cfg.indi, loss=cfg.loss, _recursive_=False)
     log.info(model.describe())
 
     callbacks = instantiate_dict(cfg.get("callbacks"), "callbacks")
@@ -55,8 +53,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         # Lightning refuses an LR monitor without a logger; logger=none should still just work
         callbacks = [cb for cb in callbacks if not isinstance(cb, L.pytorch.callbacks.LearningRateMonitor)]
     log.info("Instantiating trainer <%s>", cfg.trainer._target_)
-    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
-                                                 plugins=[AtomicCheckpointIO()])
+    trainer: L.Trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
+    )
     hparams = OmegaConf.to_container(cfg, resolve=True)
     for lg in trainer.loggers:
         lg.log_hyperparams(hparams)
@@ -79,8 +78,13 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
 
     if trainer.is_global_zero:
         _print_metrics(metrics)
-        write_job_metrics(cfg.paths.output_dir, ctx["overrides"], metrics, cfg.get("optimized_metric"),
-                          cfg.get("optimized_mode", "max"))
+        write_job_metrics(
+            cfg.paths.output_dir,
+            ctx["overrides"],
+            metrics,
+            cfg.get("optimized_metric"),
+            cfg.get("optimized_mode", "max"),
+        )
     return metrics, {"cfg": cfg, "datamodule": datamodule, "model": model, "trainer": trainer}
 
 

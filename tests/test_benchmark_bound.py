@@ -20,8 +20,23 @@ def test_bound_end_to_end(tmp_path, capsys):
     _gradients(tmp_path / "imgs", size=96)
     ckpt = save_tiny_checkpoint(tmp_path / "tiny.ckpt", steps=1)
     out = tmp_path / "report" / "bound.md"
-    rc = main(["bound", "--checkpoint", str(ckpt), "--images", str(tmp_path / "imgs"), "--size", "96",
-               "--iters", "20,100", "--threads", "1", "--out", str(out)])
+    rc = main(
+        [
+            "bound",
+            "--checkpoint",
+            str(ckpt),
+            "--images",
+            str(tmp_path / "imgs"),
+            "--size",
+            "96",
+            "--iters",
+            "20,100",
+            "--threads",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     md = out.read_text()
     assert md.strip() in capsys.readouterr().out  # the report printed is the report written
@@ -32,13 +47,16 @@ def test_bound_end_to_end(tmp_path, capsys):
         smooth = {k: float(v[1]) for k, v in rows.items()}
         # on smooth gradients, knowing the grid must beat the banded input, more with more iterations
         assert smooth["consistent smoothing, 100 iterations (knows the grid)"] > smooth["input (banded)"] + 3, name
-        assert (smooth["consistent smoothing, 100 iterations (knows the grid)"]
-                > smooth["consistent smoothing, 20 iterations (knows the grid)"]), name
+        assert (
+            smooth["consistent smoothing, 100 iterations (knows the grid)"]
+            > smooth["consistent smoothing, 20 iterations (knows the grid)"]
+        ), name
         assert "default model (blind)" in rows
         assert "default model, then consistent smoothing, 0 iterations" in rows
         gain = float(rows["default model, then consistent smoothing, 100 iterations"][-1])
-        assert gain == pytest.approx(smooth["default model, then consistent smoothing, 100 iterations"]
-                                     - smooth["input (banded)"], abs=0.011)
+        assert gain == pytest.approx(
+            smooth["default model, then consistent smoothing, 100 iterations"] - smooth["input (banded)"], abs=0.011
+        )
 
 
 def test_bound_rejects_bad_iters_and_missing_photos(tmp_path, capsys):

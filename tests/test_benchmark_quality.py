@@ -60,17 +60,44 @@ def test_quality_benchmark_end_to_end(tmp_path, capsys):
     ckpt = save_tiny_checkpoint(tmp_path / "tiny.ckpt", steps=2, extra_hparams={"deband_steps": 1})
     out = tmp_path / "report" / "quality.md"
     # stream_1080p on 96x64 frames: the same code as 1920x1080, only smaller
-    rc = main(["quality", "--checkpoint", str(ckpt), "--recipe", str(ckpt), "--images", str(tmp_path / "imgs"),
-               "--size", "64", "--stream-size", "96x64", "--figure-crop", "48", "--speed", "extrapolate",
-               "--out", str(out), "--threads", "1"])
+    rc = main(
+        [
+            "quality",
+            "--checkpoint",
+            str(ckpt),
+            "--recipe",
+            str(ckpt),
+            "--images",
+            str(tmp_path / "imgs"),
+            "--size",
+            "64",
+            "--stream-size",
+            "96x64",
+            "--figure-crop",
+            "48",
+            "--speed",
+            "extrapolate",
+            "--out",
+            str(out),
+            "--threads",
+            "1",
+        ]
+    )
     assert rc == 0
     md = out.read_text()
     assert md in capsys.readouterr().out  # printed as well as written
     tables = _tables(md)
     assert list(tables) == list(DEGRADATIONS)
-    rows = ["input (banded)", "ffmpeg deband", "ffmpeg gradfun", "guided filter (r 4, eps 0.0001)",
-            "recipe (2 steps)", "recipe (2 steps) (dithered)",
-            "default model (1 step)", "default model (1 step) (dithered)"]
+    rows = [
+        "input (banded)",
+        "ffmpeg deband",
+        "ffmpeg gradfun",
+        "guided filter (r 4, eps 0.0001)",
+        "recipe (2 steps)",
+        "recipe (2 steps) (dithered)",
+        "default model (1 step)",
+        "default model (1 step) (dithered)",
+    ]
     for deg, table in tables.items():
         assert list(table) == rows, deg
         for method, cells in table.items():
@@ -98,9 +125,25 @@ def test_quality_benchmark_end_to_end(tmp_path, capsys):
 def test_degradations_option_picks_and_rejects(tmp_path, capsys):
     _gradients(tmp_path / "imgs", n=1)
     out = tmp_path / "q.md"
-    rc = main(["quality", "--checkpoint", "none", "--images", str(tmp_path / "imgs"), "--size", "64",
-               "--degradations", "h264", "--speed", "extrapolate", "--out", str(out), "--figures",
-               str(tmp_path / "figs")])
+    rc = main(
+        [
+            "quality",
+            "--checkpoint",
+            "none",
+            "--images",
+            str(tmp_path / "imgs"),
+            "--size",
+            "64",
+            "--degradations",
+            "h264",
+            "--speed",
+            "extrapolate",
+            "--out",
+            str(out),
+            "--figures",
+            str(tmp_path / "figs"),
+        ]
+    )
     assert rc == 0 and list(_tables(out.read_text())) == ["h264"]
     assert not (tmp_path / "figs").exists()  # only stream_1080p and the frames draw panels
     assert main(["quality", "--images", str(tmp_path / "imgs"), "--degradations", "h264,vhs"]) == 1
@@ -152,7 +195,9 @@ def test_find_frames_pairs_published_outputs(tmp_path):
         (tmp_path / name).write_bytes(b"")
     frames = bq.find_frames(tmp_path)
     assert [(f.name, f.published.name if f.published else None) for f in frames] == [
-        ("banded-12.png", None), ("banded-2.png", "published-indi-2.png")]
+        ("banded-12.png", None),
+        ("banded-2.png", "published-indi-2.png"),
+    ]
     assert [f.name for f in bq.find_frames(tmp_path / "banded-1*.png")] == ["banded-12.png"]
     with pytest.raises(DataError):
         bq.find_frames(tmp_path / "missing")
@@ -165,29 +210,52 @@ def test_no_reference_frames(tmp_path, monkeypatch, capsys):
     banded = _banded_frame(frames / "banded-1.png", 0.0)
     _banded_frame(frames / "banded-2.png", 0.1)
     # the "published" restoration of frame 1: the staircase smoothed along x, rounded
-    smooth = np.stack([np.convolve(np.pad(row, 4, mode="edge"), np.ones(9) / 9, mode="valid")
-                       for row in banded.transpose(0, 2, 1).reshape(-1, banded.shape[1]).astype(float)])
+    smooth = np.stack(
+        [
+            np.convolve(np.pad(row, 4, mode="edge"), np.ones(9) / 9, mode="valid")
+            for row in banded.transpose(0, 2, 1).reshape(-1, banded.shape[1]).astype(float)
+        ]
+    )
     smooth = smooth.reshape(banded.shape[0], 3, -1).transpose(0, 2, 1)
     Image.fromarray(np.round(smooth).astype(np.uint8)).save(frames / "published-indi-1.png")
     ckpt = save_tiny_checkpoint(tmp_path / "tiny.ckpt", steps=1)
     out = tmp_path / "frames.md"
-    rc = main(["quality", "--frames", str(frames), "--checkpoint", str(ckpt), "--figure-crop", "64",
-               "--out", str(out), "--threads", "1"])
+    rc = main(
+        [
+            "quality",
+            "--frames",
+            str(frames),
+            "--checkpoint",
+            str(ckpt),
+            "--figure-crop",
+            "64",
+            "--out",
+            str(out),
+            "--threads",
+            "1",
+        ]
+    )
     assert rc == 0
     md = out.read_text()
     assert md in capsys.readouterr().out
-    per_frame = [line.strip("|").split("|") for line in md.splitlines()
-                 if line.startswith("| banded-")]
+    per_frame = [line.strip("|").split("|") for line in md.splitlines() if line.startswith("| banded-")]
     rows = [(c[0].strip(), c[1].strip()) for c in per_frame]
-    methods = ["input (banded)", "ffmpeg deband", "ffmpeg gradfun", "guided filter (r 4, eps 0.0001)",
-               "default model (1 step)", "default model (1 step) (dithered)"]
-    assert rows == [("banded-1.png", m) for m in [*methods, "published model"]] + [("banded-2.png", m)
-                                                                                    for m in methods]
+    methods = [
+        "input (banded)",
+        "ffmpeg deband",
+        "ffmpeg gradfun",
+        "guided filter (r 4, eps 0.0001)",
+        "default model (1 step)",
+        "default model (1 step) (dithered)",
+    ]
+    assert rows == [("banded-1.png", m) for m in [*methods, "published model"]] + [("banded-2.png", m) for m in methods]
     assert all(len(c) == len(bq.FRAME_COLUMNS) + 3 for c in per_frame)
     mean = md.split("## Mean over frames (2)")[1]
-    mean_rows = {c[0].strip(): [v.strip() for v in c[1:]] for c in
-                 (line.strip("|").split("|") for line in mean.splitlines() if line.startswith("| ")) if
-                 c[0].strip() != "method"}
+    mean_rows = {
+        c[0].strip(): [v.strip() for v in c[1:]]
+        for c in (line.strip("|").split("|") for line in mean.splitlines() if line.startswith("| "))
+        if c[0].strip() != "method"
+    }
     assert list(mean_rows) == [*methods, "published model"]
     assert mean_rows["published model"][-1] == "1" and mean_rows["input (banded)"][-1] == "2"  # frames counted
     cols = list(bq.FRAME_COLUMNS)
@@ -205,14 +273,34 @@ def test_no_reference_frames(tmp_path, monkeypatch, capsys):
 def test_quality_skips_missing_weights_with_a_note(tmp_path, capsys):
     _gradients(tmp_path / "imgs", n=1)
     out = tmp_path / "q.md"
-    rc = main(["quality", "--checkpoint", str(tmp_path / "absent.ckpt"), "--images", str(tmp_path / "imgs"),
-               "--size", "64", "--stream-size", "96x64", "--speed", "extrapolate", "--out", str(out),
-               "--limit", "1"])
+    rc = main(
+        [
+            "quality",
+            "--checkpoint",
+            str(tmp_path / "absent.ckpt"),
+            "--images",
+            str(tmp_path / "imgs"),
+            "--size",
+            "64",
+            "--stream-size",
+            "96x64",
+            "--speed",
+            "extrapolate",
+            "--out",
+            str(out),
+            "--limit",
+            "1",
+        ]
+    )
     assert rc == 0
     md = out.read_text()
     assert "default model: skipped (checkpoint not found" in md and "recipe: skipped" in md
-    assert list(_tables(md)["h264"]) == ["input (banded)", "ffmpeg deband", "ffmpeg gradfun",
-                                         "guided filter (r 4, eps 0.0001)"]
+    assert list(_tables(md)["h264"]) == [
+        "input (banded)",
+        "ffmpeg deband",
+        "ffmpeg gradfun",
+        "guided filter (r 4, eps 0.0001)",
+    ]
 
 
 def test_quality_without_test_photos_says_how_to_get_them(tmp_path, monkeypatch, capsys):

@@ -33,12 +33,30 @@ def test_recipes_differ_as_documented(tmp_path: Path):
     assert reg.indi.steps == 1 and reg.indi.t_one_weight == float("inf")
 
 
-@pytest.mark.parametrize("group,option", [
-    ("loss", "fft"), ("loss", "fft_pixel"), ("loss", "pixel"), ("loss", "charbonnier"), ("loss", "ssim"),
-    ("trainer", "default"), ("trainer", "cpu"), ("trainer", "gpu"), ("trainer", "ddp"), ("trainer", "ddp_sim"),
-    ("logger", "wandb"), ("logger", "csv"), ("logger", "tensorboard"), ("logger", "none"), ("logger", "many"),
-    ("debug", "fdr"), ("debug", "overfit"), ("debug", "limit"), ("model", "unet_silu"),
-])
+@pytest.mark.parametrize(
+    "group,option",
+    [
+        ("loss", "fft"),
+        ("loss", "fft_pixel"),
+        ("loss", "pixel"),
+        ("loss", "charbonnier"),
+        ("loss", "ssim"),
+        ("trainer", "default"),
+        ("trainer", "cpu"),
+        ("trainer", "gpu"),
+        ("trainer", "ddp"),
+        ("trainer", "ddp_sim"),
+        ("logger", "wandb"),
+        ("logger", "csv"),
+        ("logger", "tensorboard"),
+        ("logger", "none"),
+        ("logger", "many"),
+        ("debug", "fdr"),
+        ("debug", "overfit"),
+        ("debug", "limit"),
+        ("model", "unet_silu"),
+    ],
+)
 def test_group_options_compose(group, option, tmp_path: Path):
     cfg = compose_cfg("train", ["experiment=fft_indi", f"{group}={option}"], tmp_path)
     OmegaConf.resolve(cfg)

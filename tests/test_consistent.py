@@ -6,8 +6,7 @@ import pytest
 import torch
 from kornia.color import rgb_to_ycbcr
 
-from src.baselines.consistent import (consistent_smooth, consistent_smooth_ycbcr, project, quantization_box,
-                                      ycbcr_box)
+from src.baselines.consistent import consistent_smooth, consistent_smooth_ycbcr, project, quantization_box, ycbcr_box
 from src.data.degradations import quantize, quantize_ycbcr
 from src.utils.errors import ConfigError
 

@@ -98,8 +98,10 @@ def test_16bit_png_stays_16bit(run, tmp_path: Path) -> None:
 
 
 def test_rgba_alpha_and_gray(run, tmp_path: Path) -> None:
-    rgba = np.concatenate([(_ramp_rgb() * 255).astype(np.uint8),
-                           np.random.default_rng(0).integers(0, 256, (32, 96, 1), dtype=np.uint8)], axis=2)
+    rgba = np.concatenate(
+        [(_ramp_rgb() * 255).astype(np.uint8), np.random.default_rng(0).integers(0, 256, (32, 96, 1), dtype=np.uint8)],
+        axis=2,
+    )
     Image.fromarray(rgba, mode="RGBA").save(tmp_path / "a.png")
     Image.fromarray((_ramp_rgb()[:, :, 0] * 255).astype(np.uint8)).save(tmp_path / "g.png")
     code, err = run(tmp_path / "a.png", tmp_path / "g.png", "-o", tmp_path / "out")
@@ -257,8 +259,21 @@ def test_video_keeps_audio_subtitles_frames_and_duration(run, tmp_path: Path) ->
 def test_video_part_and_10bit_hevc_mkv(run, tmp_path: Path) -> None:
     src = make_clip(tmp_path / "clip.mkv")
     dst = tmp_path / "part.mkv"
-    code, err = run(src, "-o", dst, "--steps", "1", "--start", "0.25", "--duration", "0.5",
-                    "--codec", "libx265", "--video-bit-depth", "10")
+    code, err = run(
+        src,
+        "-o",
+        dst,
+        "--steps",
+        "1",
+        "--start",
+        "0.25",
+        "--duration",
+        "0.5",
+        "--codec",
+        "libx265",
+        "--video-bit-depth",
+        "10",
+    )
     assert code == 0, err
     times = _frame_times(dst)
     assert len(times) == 6 and times[0] == 0.0  # 0.5 s at 12 fps, shifted to start at 0
@@ -307,14 +322,31 @@ def test_console_script_and_module(tiny_ckpt, tmp_path: Path) -> None:  # noqa: 
     Image.fromarray((_ramp_rgb(8, 8) * 255).astype(np.uint8)).save(src)
     script = shutil.which("deband", path=str(Path(sys.executable).parent)) or shutil.which("deband")
     cmd = [script] if script else [sys.executable, "-m", "src.deband"]
-    proc = subprocess.run([*cmd, str(src), "-o", str(tmp_path / "b.png"), "--checkpoint", str(tiny_ckpt),
-                           "--threads", "1"],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    proc = subprocess.run(
+        [*cmd, str(src), "-o", str(tmp_path / "b.png"), "--checkpoint", str(tiny_ckpt), "--threads", "1"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "using weights:" in proc.stderr and (tmp_path / "b.png").is_file()
-    proc = subprocess.run([sys.executable, "-m", "src.deband", str(src), "-o", str(tmp_path / "c.png"),
-                           "--checkpoint", str(tmp_path / "missing.ckpt")],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "src.deband",
+            str(src),
+            "-o",
+            str(tmp_path / "c.png"),
+            "--checkpoint",
+            str(tmp_path / "missing.ckpt"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert proc.returncode == 1 and proc.stderr.strip().startswith("error: checkpoint not found")
     assert "Traceback" not in proc.stderr and not (tmp_path / "c.png").exists()
 

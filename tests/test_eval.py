@@ -28,8 +28,20 @@ def tiny_ckpt(tmp_path_factory) -> Path:
 
 
 def _eval_cfg(tmp_path: Path, ckpt: Path, *overrides: str):
-    return compose_cfg("eval", [f"ckpt_path={ckpt}", "steps=[1,2]", "data.val_samples=2", "data.batch_size=2",
-                                "num_crops=1", "crop_size=64", "extras.print_config=false", *overrides], tmp_path)
+    return compose_cfg(
+        "eval",
+        [
+            f"ckpt_path={ckpt}",
+            "steps=[1,2]",
+            "data.val_samples=2",
+            "data.batch_size=2",
+            "num_crops=1",
+            "crop_size=64",
+            "extras.print_config=false",
+            *overrides,
+        ],
+        tmp_path,
+    )
 
 
 def test_eval_writes_table_plot_and_crops(tiny_ckpt: Path, tmp_path: Path):
@@ -38,8 +50,17 @@ def test_eval_writes_table_plot_and_crops(tiny_ckpt: Path, tmp_path: Path):
     with open(tmp_path / "results.csv") as f:
         table = list(csv.DictReader(f))
     assert len(table) == 4
-    assert {"psnr", "psnr_smooth", "ssim", "cambi", "cambi_mlc5", "cambi_cb_mlc5", "cambi_cr_mlc5", "flat_noise",
-            "s_per_mpx"} <= set(table[0])
+    assert {
+        "psnr",
+        "psnr_smooth",
+        "ssim",
+        "cambi",
+        "cambi_mlc5",
+        "cambi_cb_mlc5",
+        "cambi_cr_mlc5",
+        "flat_noise",
+        "s_per_mpx",
+    } <= set(table[0])
     assert float(table[1]["s_per_mpx"]) > 0 and float(table[0]["psnr"]) > 20
     # the clean row: the reference's own banding scores, nothing to compare it with or to time
     clean = rows[-1]
@@ -56,8 +77,7 @@ def test_eval_folder_mode_no_reference(tiny_ckpt: Path, tmp_path: Path):
     ramp = np.tile(np.linspace(0, 1, 240)[None, :, None], (230, 1, 3))
     Image.fromarray((np.round(ramp * 15) / 15 * 255).astype(np.uint8)).save(folder / "a.png")
     rows = evaluate(_eval_cfg(tmp_path / "out", tiny_ckpt, f"folder={folder}"))
-    assert set(rows[0]) == {"steps", "cambi", "cambi_mlc5", "cambi_cb_mlc5", "cambi_cr_mlc5", "flat_noise",
-                            "s_per_mpx"}
+    assert set(rows[0]) == {"steps", "cambi", "cambi_mlc5", "cambi_cb_mlc5", "cambi_cr_mlc5", "flat_noise", "s_per_mpx"}
     assert [r["steps"] for r in rows] == ["input", "1", "2"]  # no clean row without a reference
     assert rows[0]["cambi_mlc5"] > 0 and rows[0]["flat_noise"] == 0.0  # the input's bands are flat
 

@@ -17,8 +17,9 @@ TINY_SWEEP = [o for o in TINY if not o.startswith(("model.net.width", "indi.step
 
 def _run(*args: str, out: Path, timeout: int = 480) -> subprocess.CompletedProcess:
     env = {**os.environ, "WANDB_MODE": "offline", "INDI_ROOT": str(out), "PYTHONPATH": str(ROOT)}
-    res = subprocess.run([sys.executable, "-m", "src.train", *args], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=timeout)
+    res = subprocess.run(
+        [sys.executable, "-m", "src.train", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-4000:]
     return res
 
@@ -31,8 +32,15 @@ def _sweep_dir(out: Path) -> Path:
 
 @pytest.mark.slow
 def test_joblib_multirun_2x2_writes_jobs_wandb_runs_and_summary(tmp_path: Path):
-    res = _run("-m", "experiment=fft_indi", "hydra/launcher=parallel", "model.net.width=8,12", "indi.steps=1,2",
-               *TINY_SWEEP, out=tmp_path)
+    res = _run(
+        "-m",
+        "experiment=fft_indi",
+        "hydra/launcher=parallel",
+        "model.net.width=8,12",
+        "indi.steps=1,2",
+        *TINY_SWEEP,
+        out=tmp_path,
+    )
     sweep = _sweep_dir(tmp_path)
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
     assert len(jobs) == 4
@@ -44,15 +52,23 @@ def test_joblib_multirun_2x2_writes_jobs_wandb_runs_and_summary(tmp_path: Path):
     values = [float(r["val/psnr"]) for r in rows]
     assert values == sorted(values, reverse=True)  # best first
     # the summary shows what differs between jobs
-    assert {r["overrides"] for r in rows} == {f"model.net.width={w} indi.steps={s}" for w in (8, 12)
-                                              for s in (1, 2)}
+    assert {r["overrides"] for r in rows} == {f"model.net.width={w} indi.steps={s}" for w in (8, 12) for s in (1, 2)}
     assert "best first" in (sweep / "summary.md").read_text() and "| job |" in res.stdout
 
 
 @pytest.mark.slow
 def test_optuna_three_trials(tmp_path: Path):
-    _run("-m", "hparams_search=optuna", "experiment=fft_indi", "hydra.sweeper.n_trials=3", "indi.steps=2",
-         "hydra.sweeper.sampler.n_startup_trials=2", "logger=csv", *TINY_SWEEP, out=tmp_path)
+    _run(
+        "-m",
+        "hparams_search=optuna",
+        "experiment=fft_indi",
+        "hydra.sweeper.n_trials=3",
+        "indi.steps=2",
+        "hydra.sweeper.sampler.n_startup_trials=2",
+        "logger=csv",
+        *TINY_SWEEP,
+        out=tmp_path,
+    )
     sweep = _sweep_dir(tmp_path)
     results = (sweep / "optimization_results.yaml").read_text()
     assert "best_params" in results and "best_value" in results
@@ -62,8 +78,7 @@ def test_optuna_three_trials(tmp_path: Path):
 @pytest.mark.slow
 def test_ddp_sim_two_cpu_processes(tmp_path: Path):
     run = tmp_path / "run"
-    _run("experiment=fft_indi", "trainer=ddp_sim", *TINY, "trainer.max_epochs=2", f"hydra.run.dir={run}",
-         out=tmp_path)
+    _run("experiment=fft_indi", "trainer=ddp_sim", *TINY, "trainer.max_epochs=2", f"hydra.run.dir={run}", out=tmp_path)
     assert len(list((run / "checkpoints").glob("best-*.ckpt"))) == 1
     assert (run / "checkpoints" / "last.ckpt").is_file()
     assert len(list((run / "wandb").glob("offline-run-*"))) == 1
@@ -72,9 +87,23 @@ def test_ddp_sim_two_cpu_processes(tmp_path: Path):
 
 def test_slurm_launcher_config_composes(tmp_path: Path, monkeypatch):
     env = {**os.environ, "INDI_ROOT": str(tmp_path), "PYTHONPATH": str(ROOT)}
-    res = subprocess.run([sys.executable, "-m", "src.train", "hydra/launcher=slurm", "trainer=ddp",
-                          "experiment=fft_indi", "--cfg", "hydra"], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "src.train",
+            "hydra/launcher=slurm",
+            "trainer=ddp",
+            "experiment=fft_indi",
+            "--cfg",
+            "hydra",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     assert "SlurmLauncher" in res.stdout
     # the environment fills in partition and GPUs per node

@@ -39,8 +39,9 @@ def test_one_epoch_writes_checkpoints_images_and_wandb(tiny_train_cfg, tmp_path:
     assert ckpt["hyper_parameters"]["net"]["_target_"] == "src.models.unet.UNet"
     from src.models.indi_module import INDIModule
 
-    model = INDIModule.load_from_checkpoint(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu",
-                                            weights_only=False)
+    model = INDIModule.load_from_checkpoint(
+        tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False
+    )
     out = model.restore(torch.rand(1, 3, 13, 21), steps=3)
     assert out.shape == (1, 3, 13, 21) and 0 <= out.min() and out.max() <= 1
 
@@ -56,23 +57,28 @@ def test_run_shorter_than_the_validation_interval_still_validates_once(tiny_trai
     optimized_metric (val/psnr) exists."""
     from src.train import metric_value
 
-    metrics, _ = train(tiny_train_cfg("trainer.max_epochs=1", "trainer.check_val_every_n_epoch=8", "test=false",
-                                      "logger=csv"))
+    metrics, _ = train(
+        tiny_train_cfg("trainer.max_epochs=1", "trainer.check_val_every_n_epoch=8", "test=false", "logger=csv")
+    )
     assert metric_value(metrics, "val/psnr") > 0
 
 
 def _cli(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "WANDB_MODE": "offline", "INDI_ROOT": str(cwd), "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "src.train", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "src.train", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
-@pytest.mark.parametrize("override,message", [
-    ("indi.steps=0", "indi.steps"),
-    ("data.degradation.bit_depth.bits=[0,0]", "bits"),
-    ("+loss.weights.perceptual=1.0", "unknown loss term"),
-    ("ckpt_path=/nonexistent/last.ckpt", "checkpoint not found"),
-])
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("indi.steps=0", "indi.steps"),
+        ("data.degradation.bit_depth.bits=[0,0]", "bits"),
+        ("+loss.weights.perceptual=1.0", "unknown loss term"),
+        ("ckpt_path=/nonexistent/last.ckpt", "checkpoint not found"),
+    ],
+)
 def test_bad_config_values_give_one_line_errors(override, message, tmp_path: Path):
     res = _cli("experiment=fft_indi", "debug=fdr", override, cwd=tmp_path)
     assert res.returncode == 1, res.stderr[-2000:]
@@ -109,12 +115,24 @@ def test_trains_on_a_user_folder_skipping_a_bad_file(tmp_path: Path):
 @pytest.mark.slow
 def test_cli_killed_mid_epoch_resumes_from_last_ckpt(tmp_path: Path):
     """SIGKILL a real run once last.ckpt exists, then resume it with ckpt_path=... to the end."""
-    args = ["experiment=fft_indi", *TINY, "trainer.max_epochs=3", "data.samples_per_epoch=160",
-            "callbacks.last_checkpoint.every_n_train_steps=5", "logger=csv", "test=false",
-            "hydra.run.dir=" + str(tmp_path / "run1")]
+    args = [
+        "experiment=fft_indi",
+        *TINY,
+        "trainer.max_epochs=3",
+        "data.samples_per_epoch=160",
+        "callbacks.last_checkpoint.every_n_train_steps=5",
+        "logger=csv",
+        "test=false",
+        "hydra.run.dir=" + str(tmp_path / "run1"),
+    ]
     env = {**os.environ, "WANDB_MODE": "offline", "INDI_ROOT": str(tmp_path), "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "src.train", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "src.train", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     last = tmp_path / "run1" / "checkpoints" / "last.ckpt"
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:

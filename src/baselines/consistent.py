@@ -16,8 +16,14 @@ from kornia.color import rgb_to_ycbcr, ycbcr_to_rgb
 
 from src.utils.errors import ConfigError
 
-__all__ = ["quantization_box", "ycbcr_box", "project", "consistent_smooth", "consistent_smooth_rgb",
-           "consistent_smooth_ycbcr"]
+__all__ = [
+    "quantization_box",
+    "ycbcr_box",
+    "project",
+    "consistent_smooth",
+    "consistent_smooth_rgb",
+    "consistent_smooth_ycbcr",
+]
 
 
 def _check_bits(name: str, bits: int) -> None:
@@ -58,8 +64,9 @@ def project(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor
     return torch.maximum(torch.minimum(x, hi), lo)
 
 
-def consistent_smooth(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, iters: int = 200,
-                      rate: float = 0.2) -> torch.Tensor:
+def consistent_smooth(
+    x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, iters: int = 200, rate: float = 0.2
+) -> torch.Tensor:
     """``iters`` rounds of 4-neighbour heat diffusion (``rate`` <= 0.25 keeps it stable), each projected
     into ``[lo, hi]``.
 
@@ -74,20 +81,28 @@ def consistent_smooth(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, iters
     if not 0.0 < rate <= 0.25:
         raise ConfigError(f"rate must be in (0, 0.25] (stability of the explicit heat step), got {rate!r}")
     if not (x.shape == lo.shape == hi.shape) or x.ndim != 4:
-        raise ConfigError(f"x, lo and hi must share one (B, C, H, W) shape, got {tuple(x.shape)}, "
-                          f"{tuple(lo.shape)}, {tuple(hi.shape)}")
+        raise ConfigError(
+            f"x, lo and hi must share one (B, C, H, W) shape, got {tuple(x.shape)}, "
+            f"{tuple(lo.shape)}, {tuple(hi.shape)}"
+        )
     x = project(x.float(), lo, hi)
     h, w = x.shape[-2:]
     for _ in range(iters):
         pad = F.pad(x, (1, 1, 1, 1), mode="replicate")
-        lap = (pad[..., 1 : h + 1, 2:] + pad[..., 1 : h + 1, :w] + pad[..., 2:, 1 : w + 1] + pad[..., :h, 1 : w + 1]
-               - 4 * x)
+        lap = (
+            pad[..., 1 : h + 1, 2:]
+            + pad[..., 1 : h + 1, :w]
+            + pad[..., 2:, 1 : w + 1]
+            + pad[..., :h, 1 : w + 1]
+            - 4 * x
+        )
         x = project(x + rate * lap, lo, hi)
     return x
 
 
-def consistent_smooth_rgb(banded: torch.Tensor, bits: int, start: torch.Tensor | None = None,
-                          iters: int = 200) -> torch.Tensor:
+def consistent_smooth_rgb(
+    banded: torch.Tensor, bits: int, start: torch.Tensor | None = None, iters: int = 200
+) -> torch.Tensor:
     """:func:`consistent_smooth` in the RGB cells of a :func:`~src.data.degradations.quantize` image.
 
     ``banded`` (and ``start``, default ``banded``): ``(B, 3, H, W)`` RGB in [0, 1]. Returns RGB, clamped.
@@ -96,8 +111,9 @@ def consistent_smooth_rgb(banded: torch.Tensor, bits: int, start: torch.Tensor |
     return consistent_smooth((banded if start is None else start).float(), lo, hi, iters).clamp(0.0, 1.0)
 
 
-def consistent_smooth_ycbcr(banded: torch.Tensor, luma_bits: int, chroma_bits: int,
-                            start: torch.Tensor | None = None, iters: int = 200) -> torch.Tensor:
+def consistent_smooth_ycbcr(
+    banded: torch.Tensor, luma_bits: int, chroma_bits: int, start: torch.Tensor | None = None, iters: int = 200
+) -> torch.Tensor:
     """:func:`consistent_smooth` in the YCbCr cells of a :func:`~src.data.degradations.quantize_ycbcr` image.
 
     ``banded`` (and ``start``, default ``banded``): ``(B, 3, H, W)`` RGB in [0, 1]. Returns RGB, clamped.

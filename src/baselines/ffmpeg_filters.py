@@ -25,8 +25,12 @@ def ffmpeg_filter(images: torch.Tensor, name: str, args: str | None = None) -> t
     outs = []
     for img in batch:
         rgb = (img.detach().float().clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-        outs.append(torch.from_numpy(_run(np.ascontiguousarray(rgb), name, FILTERS.get(name, "") if args is None
-                                          else args)).permute(2, 0, 1).float() / 255.0)
+        outs.append(
+            torch.from_numpy(_run(np.ascontiguousarray(rgb), name, FILTERS.get(name, "") if args is None else args))
+            .permute(2, 0, 1)
+            .float()
+            / 255.0
+        )
     out = torch.stack(outs).to(images.device)
     return out[0] if single else out
 

@@ -91,8 +91,15 @@ class FullFrames:
     is 18 MB), deterministic in ``seed``.
     """
 
-    def __init__(self, sources: Sequence[Source], stream: StreamConfig, variants: int = 3,
-                 short_side: int = 1080, dark_p: float = 0.25, seed: int = 0) -> None:
+    def __init__(
+        self,
+        sources: Sequence[Source],
+        stream: StreamConfig,
+        variants: int = 3,
+        short_side: int = 1080,
+        dark_p: float = 0.25,
+        seed: int = 0,
+    ) -> None:
         if not sources:
             raise DataError("no images for the full-frame stream pairs")
         self.sources = list(sources)

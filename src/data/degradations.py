@@ -172,9 +172,9 @@ def h264_roundtrip(x: torch.Tensor, crf: int = 35, preset: str = "medium") -> to
 
 #: codec name -> (PyAV encoder, decoder, the encoder's quality scale [min, max], coarsest last)
 STREAM_CODECS: dict[str, tuple[str, str, tuple[int, int]]] = {
-    "h264": ("libx264", "h264", (0, 51)),      # CRF
-    "hevc": ("libx265", "hevc", (0, 51)),      # CRF
-    "mpeg4": ("mpeg4", "mpeg4", (1, 31)),      # fixed quantizer (MPEG-4 Part 2)
+    "h264": ("libx264", "h264", (0, 51)),  # CRF
+    "hevc": ("libx265", "hevc", (0, 51)),  # CRF
+    "mpeg4": ("mpeg4", "mpeg4", (1, 31)),  # fixed quantizer (MPEG-4 Part 2)
     "vp9": ("libvpx-vp9", "libvpx-vp9", (0, 63)),  # CRF (constant quality, no bit-rate target)
 }
 
@@ -204,8 +204,9 @@ def _codec_roundtrip(planes: list[np.ndarray], codec: str, quality: int):  # noq
 
     encoder, decoder, _ = STREAM_CODECS[codec]
     if encoder not in av.codecs_available:
-        raise DataError(f"the stream degradation's {codec} needs PyAV built with {encoder} (pip install av: "
-                        "the wheels have it)")
+        raise DataError(
+            f"the stream degradation's {codec} needs PyAV built with {encoder} (pip install av: the wheels have it)"
+        )
     h, w = planes[0].shape
     frame = VideoFrame(w, h, "yuv420p")
     for plane, data in zip(frame.planes, planes):
@@ -224,8 +225,9 @@ def _codec_roundtrip(planes: list[np.ndarray], codec: str, quality: int):  # noq
     return decoded[0]
 
 
-def stream_roundtrip(x: torch.Tensor, luma_bits: int = 6, chroma_bits: int = 5, codec: str = "h264",
-                     quality: int = 30, passes: int = 1) -> torch.Tensor:
+def stream_roundtrip(
+    x: torch.Tensor, luma_bits: int = 6, chroma_bits: int = 5, codec: str = "h264", quality: int = 30, passes: int = 1
+) -> torch.Tensor:
     """Banding as low-bit-rate video makes it: ``(3, H, W)`` RGB in [0, 1] -> the same, 8-bit valued, float32.
 
     The image goes to 4:2:0 BT.709 limited-range Y'CbCr (2 x 2 chroma means), its luma is cut to
@@ -258,14 +260,18 @@ def stream_roundtrip(x: torch.Tensor, luma_bits: int = 6, chroma_bits: int = 5, 
 
     cb = down((rgb[..., 2] - y) / (2 * (1 - kb)))
     cr = down((rgb[..., 0] - y) / (2 * (1 - kr)))
-    planes = [_quantize_plane(16 + 219 * y, luma_bits, None),
-              _quantize_plane(128 + 224 * cb, chroma_bits, 128.0),
-              _quantize_plane(128 + 224 * cr, chroma_bits, 128.0)]
+    planes = [
+        _quantize_plane(16 + 219 * y, luma_bits, None),
+        _quantize_plane(128 + 224 * cb, chroma_bits, 128.0),
+        _quantize_plane(128 + 224 * cr, chroma_bits, 128.0),
+    ]
     frame = None
     for _ in range(passes):
         frame = _codec_roundtrip(planes, codec, quality)
-        planes = [np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width].astype(np.float64)
-                  for p in frame.planes[:3]]
+        planes = [
+            np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width].astype(np.float64)
+            for p in frame.planes[:3]
+        ]
     frame.colorspace = 1  # decode with BT.709 whatever the size (frame_to_rgb reads the tag)
     out = np.round(frame_to_rgb(frame)[:h, :w] * 255.0) / 255.0
     return torch.from_numpy(np.ascontiguousarray(out.transpose(2, 0, 1), dtype=np.float32))
@@ -323,8 +329,7 @@ class H264Config:
 
 
 #: the stream stage's default quality ranges, each codec's own scale (high QP: visible plateaus)
-STREAM_QUALITY: dict[str, tuple[int, int]] = {"h264": (26, 38), "hevc": (28, 40), "mpeg4": (6, 16),
-                                              "vp9": (40, 58)}
+STREAM_QUALITY: dict[str, tuple[int, int]] = {"h264": (26, 38), "hevc": (28, 40), "mpeg4": (6, 16), "vp9": (40, 58)}
 
 
 @dataclass(frozen=True)
@@ -344,10 +349,13 @@ class StreamConfig:
         names = sorted(self.codecs)
         codec = names[int(rng.integers(len(names)))]
         lo, hi = self.codecs[codec]
-        return {"luma_bits": int(rng.integers(self.luma_bits[0], self.luma_bits[1] + 1)),
-                "chroma_bits": int(rng.integers(self.chroma_bits[0], self.chroma_bits[1] + 1)),
-                "codec": codec, "quality": int(rng.integers(lo, hi + 1)),
-                "passes": 2 if rng.random() < self.twice_p else 1}
+        return {
+            "luma_bits": int(rng.integers(self.luma_bits[0], self.luma_bits[1] + 1)),
+            "chroma_bits": int(rng.integers(self.chroma_bits[0], self.chroma_bits[1] + 1)),
+            "codec": codec,
+            "quality": int(rng.integers(lo, hi + 1)),
+            "passes": 2 if rng.random() < self.twice_p else 1,
+        }
 
 
 @dataclass(frozen=True)
@@ -568,13 +576,16 @@ def _parse_stream(cfg: Any) -> StreamConfig | None:
     if isinstance(codecs, (list, tuple)):  # names only: each codec's default range
         codecs = {str(c): STREAM_QUALITY.get(str(c)) for c in codecs}
     if not isinstance(codecs, Mapping) or not codecs:
-        raise ConfigError(f"degradation.stream.codecs must be a non-empty mapping codec -> [min, max] quality "
-                          f"(codecs: {', '.join(STREAM_CODECS)}), got {codecs!r}")
+        raise ConfigError(
+            f"degradation.stream.codecs must be a non-empty mapping codec -> [min, max] quality "
+            f"(codecs: {', '.join(STREAM_CODECS)}), got {codecs!r}"
+        )
     ranges = {}
     for name, rng in codecs.items():
         if name not in STREAM_CODECS:
-            raise ConfigError(f"degradation.stream.codecs: unknown codec {name!r}; choose from "
-                              f"{', '.join(STREAM_CODECS)}")
+            raise ConfigError(
+                f"degradation.stream.codecs: unknown codec {name!r}; choose from {', '.join(STREAM_CODECS)}"
+            )
         ranges[name] = _int_range(f"degradation.stream.codecs.{name}", rng, *STREAM_CODECS[name][2])
     return StreamConfig(
         p=_prob("degradation.stream.p", d.get("p", base.p)),

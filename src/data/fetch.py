@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from src.data.image_io import write_image
 from src.data.sources import SKIMAGE_PHOTOS, Source, skimage_photos, val_names
 from src.utils.errors import DataError, DebandError
@@ -95,8 +96,10 @@ Extractor = Callable[[str, Path], Path]
 
 # --------------------------------------------------------------------------------------------------- download
 def _manual_hint(package: str) -> str:
-    return (f"download it by hand with `apt-get download {package}` (after `sudo apt-get update`) on a "
-            f"Debian/Ubuntu machine and pass the file with --deb {package}_*.deb")
+    return (
+        f"download it by hand with `apt-get download {package}` (after `sudo apt-get update`) on a "
+        f"Debian/Ubuntu machine and pass the file with --deb {package}_*.deb"
+    )
 
 
 def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -166,11 +169,13 @@ def parse_copyright(text: str) -> list[dict[str, str]]:
                 key = key.strip().lower()
                 fields[key] = [value.strip()]
         if "files" in fields:
-            stanzas.append({
-                "files": " ".join(v for v in fields["files"] if v),
-                "copyright": " ".join(v for v in fields.get("copyright", []) if v and v != "."),
-                "license": (fields.get("license") or [""])[0],
-            })
+            stanzas.append(
+                {
+                    "files": " ".join(v for v in fields["files"] if v),
+                    "copyright": " ".join(v for v in fields.get("copyright", []) if v and v != "."),
+                    "license": (fields.get("license") or [""])[0],
+                }
+            )
     return stanzas
 
 
@@ -245,14 +250,22 @@ def _skimage(sources: list[Source]) -> list[Photo]:
     for s in sources:
         short = s.name.split("/", 1)[-1]
         file = SKIMAGE_PHOTOS.get(short, "?")
-        out.append(Photo(f"skimage/{short}.png", f"scikit-image {skimage.__version__} (skimage/data/{file})",
-                         "see the licence note", _skimage_licence(short), pixels=s.pixels))
+        out.append(
+            Photo(
+                f"skimage/{short}.png",
+                f"scikit-image {skimage.__version__} (skimage/data/{file})",
+                "see the licence note",
+                _skimage_licence(short),
+                pixels=s.pixels,
+            )
+        )
     return out
 
 
 # --------------------------------------------------------------------------------------------------- split
-def make_split(names: Iterable[str], test_fraction: float = TEST_FRACTION,
-               val_fraction: float = VAL_FRACTION) -> dict[str, list[str]]:
+def make_split(
+    names: Iterable[str], test_fraction: float = TEST_FRACTION, val_fraction: float = VAL_FRACTION
+) -> dict[str, list[str]]:
     """Deterministic split of photo names (``<group>/<file>``) into train / val / test, by photo.
 
     Test: per group (so adding a group, e.g. the HDR photo, moves no other photo), :func:`val_names`
@@ -324,8 +337,10 @@ def _build(out: Path, photos: list[Photo], copyrights: dict[str, Path]) -> dict[
         **rel,
         "val_fraction": VAL_FRACTION,
         "test_fraction": TEST_FRACTION,
-        "note": ("paths are relative to this folder; 'val' photos live in train/ because the datamodule holds "
-                 "them out of data.root itself (data.val_fraction, by a hash of the name)"),
+        "note": (
+            "paths are relative to this folder; 'val' photos live in train/ because the datamodule holds "
+            "them out of data.root itself (data.val_fraction, by a hash of the name)"
+        ),
         "sha256": {where[ph.name]: _sha256(out / where[ph.name]) for ph in photos},
     }
     (out / "split.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
@@ -348,9 +363,13 @@ def _install(tmp: Path, dest: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def fetch_photos(dest: str | os.PathLike = "data", force: bool = False, with_hdr: bool = False,
-                 extract: Extractor = apt_extract,
-                 load_skimage: Callable[[], list[Source]] = skimage_photos) -> Path:
+def fetch_photos(
+    dest: str | os.PathLike = "data",
+    force: bool = False,
+    with_hdr: bool = False,
+    extract: Extractor = apt_extract,
+    load_skimage: Callable[[], list[Source]] = skimage_photos,
+) -> Path:
     """Build ``dest/photos`` (see the module docstring); returns its path.
 
     Idempotent: an existing ``dest/photos/split.json`` means done, unless ``force``. Atomic: everything is
@@ -399,19 +418,29 @@ def _summary(final: Path) -> str:
     split = json.loads((final / "split.json").read_text(encoding="utf-8"))
     total = sum(f.stat().st_size for f in final.rglob("*") if f.is_file())
     counts = ", ".join(f"{len(split[k])} {k}" for k in ("train", "val", "test"))
-    return (f"{final}: {counts} photos, {total / 1e6:.1f} MB; licences in {final / 'LICENSES.md'}\n"
-            f"train on them with: python -m src.train experiment=fft_indi data=photos")
+    return (
+        f"{final}: {counts} photos, {total / 1e6:.1f} MB; licences in {final / 'LICENSES.md'}\n"
+        f"train on them with: python -m src.train experiment=fft_indi data=photos"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m src.data.fetch", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m src.data.fetch", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--dest", default="data", help="data folder; the photos go to DEST/photos (default: data)")
     parser.add_argument("--force", action="store_true", help="rebuild DEST/photos even if it exists")
-    parser.add_argument("--with-hdr", action="store_true",
-                        help=f"also fetch {HDR_PACKAGE} (a ~56 MB download) for one true 16-bit photo, {HDR_MEMBER}")
-    parser.add_argument("--deb", type=Path, default=None,
-                        help=f"use this already downloaded {PACKAGE}_*.deb instead of apt-get download")
+    parser.add_argument(
+        "--with-hdr",
+        action="store_true",
+        help=f"also fetch {HDR_PACKAGE} (a ~56 MB download) for one true 16-bit photo, {HDR_MEMBER}",
+    )
+    parser.add_argument(
+        "--deb",
+        type=Path,
+        default=None,
+        help=f"use this already downloaded {PACKAGE}_*.deb instead of apt-get download",
+    )
     args = parser.parse_args(argv)
 
     def extract(package: str, workdir: Path) -> Path:

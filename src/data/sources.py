@@ -379,16 +379,27 @@ def _mast(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
     left, right = cx - half, cx + half
     segs = [(ys[0], left[0], ys[-1], left[-1]), (ys[0], right[0], ys[-1], right[-1])]
     for i in range(n):
-        segs += [(ys[i], left[i], ys[i + 1], right[i + 1]), (ys[i], right[i], ys[i + 1], left[i + 1]),
-                 (ys[i], left[i], ys[i], right[i])]
+        segs += [
+            (ys[i], left[i], ys[i + 1], right[i + 1]),
+            (ys[i], right[i], ys[i + 1], left[i + 1]),
+            (ys[i], left[i], ys[i], right[i]),
+        ]
     return _stroke(img, segs, rng.uniform(1.0, 3.0), _stroke_colour(rng))
 
 
 def _branches(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
     """Bare tree branches: a random recursive fork from one edge, thinning as it goes."""
     h, w = img.shape[:2]
-    stack = [(h + 2.0, rng.uniform(0, w), -np.pi / 2 + rng.uniform(-0.4, 0.4), rng.uniform(0.25, 0.5) * h,
-              rng.uniform(3.0, 7.0), 0)]
+    stack = [
+        (
+            h + 2.0,
+            rng.uniform(0, w),
+            -np.pi / 2 + rng.uniform(-0.4, 0.4),
+            rng.uniform(0.25, 0.5) * h,
+            rng.uniform(3.0, 7.0),
+            0,
+        )
+    ]
     groups: dict[float, list] = {}
     while stack:
         y, x, ang, length, width, depth = stack.pop()
@@ -396,8 +407,9 @@ def _branches(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
         groups.setdefault(round(width, 1), []).append((y, x, y1, x1))
         if depth < 5 and width > 0.9:
             for _ in range(int(rng.integers(2, 4))):
-                stack.append((y1, x1, ang + rng.uniform(-0.8, 0.8), length * rng.uniform(0.5, 0.8),
-                              width * 0.65, depth + 1))
+                stack.append(
+                    (y1, x1, ang + rng.uniform(-0.8, 0.8), length * rng.uniform(0.5, 0.8), width * 0.65, depth + 1)
+                )
     colour = _stroke_colour(rng)
     for width, segs in groups.items():
         img = _stroke(img, segs, width, colour)

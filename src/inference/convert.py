@@ -82,8 +82,13 @@ def _prepare_tensor(t: torch.Tensor) -> Prepared:
     c = x.shape[1]
     alpha = x[:, 3:4] if c == 4 else None
     rgb = x[:, :3] if c >= 3 else x.expand(-1, 3, -1, -1)
-    return Prepared(rgb.detach().float().cpu().contiguous(), "tensor", c, alpha,
-                    {"device": t.device, "dtype": t.dtype, "batched": batched})
+    return Prepared(
+        rgb.detach().float().cpu().contiguous(),
+        "tensor",
+        c,
+        alpha,
+        {"device": t.device, "dtype": t.dtype, "batched": batched},
+    )
 
 
 # ------------------------------------------------------------------------------------------ numpy

@@ -48,8 +48,14 @@ class Debander:
             networks trained with it off.
     """
 
-    def __init__(self, weights: LoadedWeights, device: torch.device | str = "cpu",
-                 dtype: torch.dtype = torch.float32, compile: bool = False, channels_last: bool = False) -> None:
+    def __init__(
+        self,
+        weights: LoadedWeights,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+        compile: bool = False,
+        channels_last: bool = False,
+    ) -> None:
         self.weights = weights
         self.device = torch.device(device)
         self.dtype = dtype
@@ -66,8 +72,13 @@ class Debander:
         self.net = net
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike | None = "default", device: str | torch.device | None = None,
-                        dtype: str | torch.dtype | None = None, compile: bool = False) -> Debander:
+    def from_checkpoint(
+        cls,
+        path: str | os.PathLike | None = "default",
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+        compile: bool = False,
+    ) -> Debander:
         """Load a Lightning ``.ckpt`` (its EMA weights), an exported ``.pt``/``.onnx``, or ``"default"``.
 
         ``device``: None/"auto" picks cuda, then mps, then cpu. ``dtype``: None picks bfloat16 on CUDA and on
@@ -89,21 +100,35 @@ class Debander:
     def describe(self) -> str:
         """One line naming the weights, as the CLI prints it."""
         w = self.weights
-        what = {"lightning": "Lightning checkpoint, EMA weights", "export": "exported model",
-                "onnx": "ONNX model"}[w.kind]
+        what = {"lightning": "Lightning checkpoint, EMA weights", "export": "exported model", "onnx": "ONNX model"}[
+            w.kind
+        ]
         net = w.net
-        size = (f", {sum(p.numel() for p in net.parameters()) / 1e6:.2f} M parameters"
-                if isinstance(net, torch.nn.Module) else "")
+        size = (
+            f", {sum(p.numel() for p in net.parameters()) / 1e6:.2f} M parameters"
+            if isinstance(net, torch.nn.Module)
+            else ""
+        )
         dtype = str(self.dtype).removeprefix("torch.")
         n = torch.get_num_threads()
         where = f"cpu, {n} thread{'s' if n != 1 else ''}" if self.device.type == "cpu" else str(self.device)
         steps = self.default_steps
-        return (f"using weights: {w.source} ({what}{size}; {steps} step{'s' if steps != 1 else ''} by default; "
-                f"{where}, {dtype})")
+        return (
+            f"using weights: {w.source} ({what}{size}; {steps} step{'s' if steps != 1 else ''} by default; "
+            f"{where}, {dtype})"
+        )
 
     # ---------------------------------------------------------------------------------------------- API
-    def deband(self, image: Any, steps: int | None = None, tile: int | None = None, overlap: int = 32,
-               seed: int = 0, dither: str = "blue-noise", callback: Progress | None = None) -> Any:
+    def deband(
+        self,
+        image: Any,
+        steps: int | None = None,
+        tile: int | None = None,
+        overlap: int = 32,
+        seed: int = 0,
+        dither: str = "blue-noise",
+        callback: Progress | None = None,
+    ) -> Any:
         """Deband ``image`` and return the same kind.
 
         Args:
@@ -121,8 +146,15 @@ class Debander:
         out = self.deband_batch(p.rgb, steps=steps, tile=tile, overlap=overlap, seed=seed, callback=callback)
         return finish(p, out, dither=dither, seed=seed)
 
-    def deband_batch(self, x: torch.Tensor, steps: int | None = None, tile: int | None = None, overlap: int = 32,
-                     seed: int = 0, callback: Progress | None = None) -> torch.Tensor:
+    def deband_batch(
+        self,
+        x: torch.Tensor,
+        steps: int | None = None,
+        tile: int | None = None,
+        overlap: int = 32,
+        seed: int = 0,
+        callback: Progress | None = None,
+    ) -> torch.Tensor:
         """The core: ``(B, 3, H, W)`` float in [0, 1] -> ``(B, 3, H, W)`` float32 in [0, 1] on the CPU."""
         if x.ndim != 4 or x.shape[1] != 3:
             raise ConfigError(f"deband_batch expects (B, 3, H, W), got {tuple(x.shape)}")
@@ -158,8 +190,7 @@ class Debander:
         """One network evaluation in the configured layout and dtype; the result is float32 NCHW."""
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        ctx = (torch.autocast(self.device.type, dtype=self.dtype) if self.dtype != torch.float32
-               else nullcontext())
+        ctx = torch.autocast(self.device.type, dtype=self.dtype) if self.dtype != torch.float32 else nullcontext()
         with ctx:
             out = self.net(x, t)
         return out.float().contiguous()

@@ -95,9 +95,15 @@ def blue_noise_mask(size: int = 64, sigma: float = 1.5, seed: int = 0) -> np.nda
     return ((rank.reshape(size, size) + 0.5) / n).astype(np.float32)
 
 
-def quantize(x: np.ndarray, bits: int = 8, dither: str = "blue-noise", seed: int = 0,
-             offset: tuple[int, int] = (0, 0), triangular: bool = True,
-             ends: tuple[float, float] | None = None) -> np.ndarray:
+def quantize(
+    x: np.ndarray,
+    bits: int = 8,
+    dither: str = "blue-noise",
+    seed: int = 0,
+    offset: tuple[int, int] = (0, 0),
+    triangular: bool = True,
+    ends: tuple[float, float] | None = None,
+) -> np.ndarray:
     """Floats in [0, 1] ``(H, W)`` or ``(H, W, C)`` -> uint8 (bits <= 8) or uint16 integers in [0, 2^bits - 1].
 
     ``dither`` is one of :data:`DITHER_KINDS`. ``offset`` shifts the blue-noise mask (video frames use a

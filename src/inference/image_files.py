@@ -20,8 +20,7 @@ from src.data.image_io import IMAGE_EXTENSIONS, _encode_png16, read_image
 from src.inference.atomic import atomic_output
 from src.utils.errors import DataError
 
-__all__ = ["IMAGE_EXTENSIONS", "ImageFile", "read_image_file", "write_image_file", "supports_16bit",
-           "FORMAT_BY_SUFFIX"]
+__all__ = ["IMAGE_EXTENSIONS", "ImageFile", "read_image_file", "write_image_file", "supports_16bit", "FORMAT_BY_SUFFIX"]
 
 FORMAT_BY_SUFFIX = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
 _EXIF_ORIENTATION = 0x0112
@@ -45,8 +44,9 @@ def supports_16bit(path: Path) -> bool:
 def read_image_file(path: Path) -> ImageFile:
     """Read pixels and metadata. Raises :class:`DataError` for a missing, corrupt or unsupported file."""
     if path.suffix.lower() not in IMAGE_EXTENSIONS:
-        raise DataError(f"cannot read '{path}': unsupported format '{path.suffix}' "
-                        f"(images: {', '.join(IMAGE_EXTENSIONS)})")
+        raise DataError(
+            f"cannot read '{path}': unsupported format '{path.suffix}' (images: {', '.join(IMAGE_EXTENSIONS)})"
+        )
     pixels, depth = read_image(path)
     icc, exif = _read_metadata(path)
     return ImageFile(pixels, depth, icc, exif)
@@ -58,12 +58,14 @@ def write_image_file(path: Path, q: np.ndarray, icc_profile: bytes | None = None
     suffix = path.suffix.lower()
     fmt = FORMAT_BY_SUFFIX.get(suffix)
     if fmt is None:
-        raise DataError(f"cannot write '{path}': unsupported output format '{path.suffix}' "
-                        f"(use {', '.join(FORMAT_BY_SUFFIX)})")
+        raise DataError(
+            f"cannot write '{path}': unsupported output format '{path.suffix}' (use {', '.join(FORMAT_BY_SUFFIX)})"
+        )
     deep = q.dtype == np.uint16
     if deep and fmt in ("JPEG", "WEBP"):
-        raise DataError(f"cannot write '{path}': {fmt} stores 8 bits only; use .png or .tif for 16-bit output "
-                        f"or pass --bit-depth 8")
+        raise DataError(
+            f"cannot write '{path}': {fmt} stores 8 bits only; use .png or .tif for 16-bit output or pass --bit-depth 8"
+        )
     if fmt == "JPEG" and q.shape[2] == 4:
         raise DataError(f"cannot write '{path}': JPEG has no alpha channel; use .png, .webp or .tif")
     with atomic_output(path) as tmp:
@@ -136,9 +138,15 @@ def _write_tiff(tmp: Path, q: np.ndarray, icc: bytes | None) -> None:
 
     c = q.shape[2]
     data = q[:, :, 0] if c == 1 else q
-    tifffile.imwrite(tmp, data, photometric="minisblack" if c == 1 else "rgb",
-                     extrasamples=("unassalpha",) if c == 4 else None,
-                     compression="zlib", predictor=True, iccprofile=icc)
+    tifffile.imwrite(
+        tmp,
+        data,
+        photometric="minisblack" if c == 1 else "rgb",
+        extrasamples=("unassalpha",) if c == 4 else None,
+        compression="zlib",
+        predictor=True,
+        iccprofile=icc,
+    )
 
 
 def _png_chunk(tag: bytes, payload: bytes) -> bytes:

@@ -45,14 +45,15 @@ def blend_ramp(length: int, ramp_before: int, ramp_after: int, device: torch.dev
         d = (torch.arange(n, dtype=torch.float32, device=device) + 0.5) / n  # (0, 1)
         r = 0.5 - 0.5 * torch.cos(math.pi * d)
         if flip:
-            w[length - n:] = torch.minimum(w[length - n:], r.flip(0))
+            w[length - n :] = torch.minimum(w[length - n :], r.flip(0))
         else:
             w[:n] = torch.minimum(w[:n], r)
     return w
 
 
-def run_tiled(fn: TileFn, x: torch.Tensor, tile: int, overlap: int = 32,
-              callback: Callable[[int, int], None] | None = None) -> torch.Tensor:
+def run_tiled(
+    fn: TileFn, x: torch.Tensor, tile: int, overlap: int = 32, callback: Callable[[int, int], None] | None = None
+) -> torch.Tensor:
     """Apply ``fn`` to ``x`` ``(B, C, H, W)`` in ``tile`` x ``tile`` tiles overlapping by ``overlap`` pixels.
 
     ``fn`` maps ``(B, C, h, w)`` -> ``(B, C', h, w)``. The output ``(B, C', H, W)`` (float32, on ``x``'s device)
@@ -76,18 +77,20 @@ def run_tiled(fn: TileFn, x: torch.Tensor, tile: int, overlap: int = 32,
     for iy, y0 in enumerate(ys):
         th = min(tile, h - y0)
         # ramp only where a neighbouring tile overlaps: by the actual overlap with it
-        wy = blend_ramp(th, ys[iy - 1] + tile - y0 if iy > 0 else 0,
-                        y0 + th - ys[iy + 1] if iy + 1 < len(ys) else 0, x.device)
+        wy = blend_ramp(
+            th, ys[iy - 1] + tile - y0 if iy > 0 else 0, y0 + th - ys[iy + 1] if iy + 1 < len(ys) else 0, x.device
+        )
         for ix, x0 in enumerate(xs):
             tw = min(tile, w - x0)
-            wx = blend_ramp(tw, xs[ix - 1] + tile - x0 if ix > 0 else 0,
-                            x0 + tw - xs[ix + 1] if ix + 1 < len(xs) else 0, x.device)
-            pred = fn(x[:, :, y0:y0 + th, x0:x0 + tw]).float()
+            wx = blend_ramp(
+                tw, xs[ix - 1] + tile - x0 if ix > 0 else 0, x0 + tw - xs[ix + 1] if ix + 1 < len(xs) else 0, x.device
+            )
+            pred = fn(x[:, :, y0 : y0 + th, x0 : x0 + tw]).float()
             if out is None:
                 out = torch.zeros(b, pred.shape[1], h, w, dtype=torch.float32, device=x.device)
             weight = (wy[:, None] * wx[None, :])[None, None]
-            out[:, :, y0:y0 + th, x0:x0 + tw] += pred * weight
-            wsum[:, :, y0:y0 + th, x0:x0 + tw] += weight
+            out[:, :, y0 : y0 + th, x0 : x0 + tw] += pred * weight
+            wsum[:, :, y0 : y0 + th, x0 : x0 + tw] += weight
             done += 1
             if callback is not None:
                 callback(done, total)

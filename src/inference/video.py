@@ -123,8 +123,10 @@ def _run(debander: Debander, inp: av.container.InputContainer, src: Path, tmp: P
             try:
                 o = out.add_stream_from_template(s)
             except (ValueError, av.error.FFmpegError) as e:
-                raise DataError(f"cannot copy {s.type} stream #{s.index} ({s.codec_context.name}) into "
-                                f"'{tmp.suffix}': {_av_reason(e)}; choose another output container") from e
+                raise DataError(
+                    f"cannot copy {s.type} stream #{s.index} ({s.codec_context.name}) into "
+                    f"'{tmp.suffix}': {_av_reason(e)}; choose another output container"
+                ) from e
             o.metadata.update(s.metadata)
             streams[s.index] = o
 
@@ -154,8 +156,10 @@ def _run(debander: Debander, inp: av.container.InputContainer, src: Path, tmp: P
             out.mux(vout.encode(None))
             bar.finish(frames_done)
         if frames_done == 0:
-            raise DataError(f"no video frames decoded from '{src}'"
-                            + (" in the requested --start/--duration range" if part else " (corrupt or truncated?)"))
+            raise DataError(
+                f"no video frames decoded from '{src}'"
+                + (" in the requested --start/--duration range" if part else " (corrupt or truncated?)")
+            )
         # a small tolerance: an MP4 edit list may legitimately hide a frame or two of the stored count
         if not part and vin.frames and frames_done < vin.frames - max(2, vin.frames // 100):
             raise DataError(f"video '{src}' is truncated or corrupt: decoded {frames_done} of {vin.frames} frames")
@@ -169,8 +173,9 @@ def _muxer_options(path: Path) -> dict[str, str]:
     return {"movflags": "+faststart"} if path.suffix.lower() in (".mp4", ".m4v", ".mov") else {}
 
 
-def _add_video_stream(out: av.container.OutputContainer, vin: av.video.stream.VideoStream,
-                      opts: VideoOptions, bits: int) -> av.video.stream.VideoStream:
+def _add_video_stream(
+    out: av.container.OutputContainer, vin: av.video.stream.VideoStream, opts: VideoOptions, bits: int
+) -> av.video.stream.VideoStream:
     rate = vin.average_rate or vin.guessed_rate or Fraction(25, 1)
     options = {"crf": f"{opts.crf:g}", "preset": opts.preset}
     if opts.codec == "libx265":
@@ -178,8 +183,9 @@ def _add_video_stream(out: av.container.OutputContainer, vin: av.video.stream.Vi
     try:
         vout = out.add_stream(opts.codec, rate=rate, options=options)
     except ValueError as e:  # e.g. WebM only takes VP8/VP9/AV1
-        raise DataError(f"the output container ({out.format.name}) cannot hold {opts.codec} video; "
-                        f"use .mp4, .mkv or .mov") from e
+        raise DataError(
+            f"the output container ({out.format.name}) cannot hold {opts.codec} video; use .mp4, .mkv or .mov"
+        ) from e
     ctx = vin.codec_context
     vout.width, vout.height = ctx.width, ctx.height
     vout.pix_fmt = "yuv420p" if bits == 8 else "yuv420p10le"
@@ -221,9 +227,17 @@ def _full_range(vin: av.video.stream.VideoStream) -> bool:
     return is_full_range(ctx.color_range, ctx.format.name if ctx.format is not None else "")
 
 
-def _encode_batch(debander: Debander, frames: list[av.VideoFrame], out: av.container.OutputContainer,
-                  vout: av.video.stream.VideoStream, vin: av.video.stream.VideoStream, opts: VideoOptions,
-                  bits: int, start: float, part: bool) -> int:
+def _encode_batch(
+    debander: Debander,
+    frames: list[av.VideoFrame],
+    out: av.container.OutputContainer,
+    vout: av.video.stream.VideoStream,
+    vin: av.video.stream.VideoStream,
+    opts: VideoOptions,
+    bits: int,
+    start: float,
+    part: bool,
+) -> int:
     """Deband a list of decoded frames as one batch and encode them with their own timestamps."""
     rgb = np.stack([frame_to_rgb(f) for f in frames])  # (B, H, W, 3)
     x = torch.from_numpy(rgb).permute(0, 3, 1, 2)
@@ -240,8 +254,12 @@ def _encode_batch(debander: Debander, frames: list[av.VideoFrame], out: av.conta
     return len(frames)
 
 
-def _copy_packet(out: av.container.OutputContainer, packet: av.Packet, ostream: av.stream.Stream,
-                 part: tuple[float, float | None] | None) -> None:
+def _copy_packet(
+    out: av.container.OutputContainer,
+    packet: av.Packet,
+    ostream: av.stream.Stream,
+    part: tuple[float, float | None] | None,
+) -> None:
     """Remux one audio/subtitle packet unchanged; with ``part = (start, end)`` only packets starting in
     [start, end) are kept, their timestamps shifted by -start."""
     if packet.dts is None and packet.pts is None:
@@ -267,8 +285,9 @@ def _frame_time(frame: av.VideoFrame, vin: av.video.stream.VideoStream) -> float
     return float(frame.pts * vin.time_base)
 
 
-def _demux_until(inp: av.container.InputContainer, streams: list[av.stream.Stream],
-                 end: float | None) -> Iterator[av.Packet]:
+def _demux_until(
+    inp: av.container.InputContainer, streams: list[av.stream.Stream], end: float | None
+) -> Iterator[av.Packet]:
     """Demux ``streams``; with an ``end``, stop once every stream has passed it (nothing later is needed)."""
     past: set[int] = set()
     for packet in inp.demux(streams):
@@ -280,8 +299,9 @@ def _demux_until(inp: av.container.InputContainer, streams: list[av.stream.Strea
                     return
 
 
-def _expected_frames(vin: av.video.stream.VideoStream, inp: av.container.InputContainer,
-                     start: float, end: float | None) -> int | None:
+def _expected_frames(
+    vin: av.video.stream.VideoStream, inp: av.container.InputContainer, start: float, end: float | None
+) -> int | None:
     """Frames to expect, for the progress bar: the stream's count, else its duration (or the part's) x rate."""
     if vin.frames and not start and end is None:
         return vin.frames
@@ -316,9 +336,15 @@ class _Progress:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                  TextColumn("{task.fields[fps]} fps"), TimeRemainingColumn(),
-                                  console=Console(file=sys.stderr), transient=False)
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[fps]} fps"),
+            TimeRemainingColumn(),
+            console=Console(file=sys.stderr),
+            transient=False,
+        )
         self._progress.__enter__()
         self._task = self._progress.add_task(self.name, total=self.total, fps="-")
         return self

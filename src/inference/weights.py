@@ -32,8 +32,9 @@ EXPORT_FORMAT = "indi-deband"
 #: Network classes an exported file may name (instantiating arbitrary ``_target_``s would run arbitrary code).
 ALLOWED_TARGET_PREFIX = "src.models."
 PACKAGE_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
-TRAIN_HINT = ("train one with `python -m src.train experiment=fft_indi` "
-              "(from the repository root) or pass --checkpoint PATH")
+TRAIN_HINT = (
+    "train one with `python -m src.train experiment=fft_indi` (from the repository root) or pass --checkpoint PATH"
+)
 
 
 @dataclass
@@ -92,8 +93,10 @@ def resolve_weights(path: str | os.PathLike | None = "default") -> Path:
     for root in roots:
         found += [Path(p) for p in glob.glob(str(root / "logs/train/runs/*/checkpoints/best-*.ckpt"))]
     if not found:
-        raise DataError(f"no default weights: no src/weights/default.pt and no "
-                        f"logs/train/runs/*/checkpoints/best-*.ckpt under {Path.cwd()}; {TRAIN_HINT}")
+        raise DataError(
+            f"no default weights: no src/weights/default.pt and no "
+            f"logs/train/runs/*/checkpoints/best-*.ckpt under {Path.cwd()}; {TRAIN_HINT}"
+        )
     return max(found, key=lambda p: p.stat().st_mtime)
 
 
@@ -124,8 +127,9 @@ def _load_lightning(blob: dict[str, Any], path: Path, device: torch.device | str
     net = module.inference_net.eval().to(device)
     net.requires_grad_(False)
     indi = {k: v for k, v in dict(hp.get("indi") or {}).items() if k != "_target_"}
-    return LoadedWeights(net, module.schedule, _steps_or_none(hp.get("deband_steps")), path, "lightning",
-                         dict(hp["net"]), indi)
+    return LoadedWeights(
+        net, module.schedule, _steps_or_none(hp.get("deband_steps")), path, "lightning", dict(hp["net"]), indi
+    )
 
 
 def export_payload(weights: LoadedWeights, deband_steps: int | None = None, half: bool = False) -> dict[str, Any]:
@@ -175,8 +179,9 @@ def _load_export(blob: dict[str, Any], path: Path, device: torch.device | str) -
         raise DataError(f"cannot load exported model '{path}': {_first_line(e)}") from e
     net = net.eval().to(device)
     net.requires_grad_(False)
-    return LoadedWeights(net, schedule, _steps_or_none(blob.get("deband_steps")), path, "export",
-                         dict(blob["net"]), dict(blob["indi"]))
+    return LoadedWeights(
+        net, schedule, _steps_or_none(blob.get("deband_steps")), path, "export", dict(blob["net"]), dict(blob["indi"])
+    )
 
 
 class _OnnxNet:
@@ -209,8 +214,15 @@ def _load_onnx(path: Path, device: torch.device | str) -> LoadedWeights:
         meta = json.loads(session.get_modelmeta().custom_metadata_map["indi_deband"])
     except Exception as e:  # noqa: BLE001
         raise DataError(f"cannot load ONNX model '{path}': {_first_line(e)}") from e
-    return LoadedWeights(_OnnxNet(session, int(meta.get("multiple", 1))), INDISchedule(**meta["indi"]),
-                         _steps_or_none(meta.get("deband_steps")), path, "onnx", dict(meta["net"]), dict(meta["indi"]))
+    return LoadedWeights(
+        _OnnxNet(session, int(meta.get("multiple", 1))),
+        INDISchedule(**meta["indi"]),
+        _steps_or_none(meta.get("deband_steps")),
+        path,
+        "onnx",
+        dict(meta["net"]),
+        dict(meta["indi"]),
+    )
 
 
 def _steps_or_none(v: Any) -> int | None:

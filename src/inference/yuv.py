@@ -19,9 +19,20 @@ _K = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722), "bt2020": (0.2627, 0.0
 _AVCOL_SPC = {1: "bt709", 5: "bt601", 6: "bt601", 9: "bt2020", 10: "bt2020"}
 _AVCOL_RANGE_FULL = 2
 # planar Y'CbCr layouts read directly: name -> bits
-_PLANAR = {"yuv420p": 8, "yuvj420p": 8, "yuv422p": 8, "yuvj422p": 8, "yuv444p": 8, "yuvj444p": 8,
-           "yuv420p10le": 10, "yuv422p10le": 10, "yuv444p10le": 10, "yuv420p12le": 12, "yuv444p12le": 12,
-           "yuv444p16le": 16}
+_PLANAR = {
+    "yuv420p": 8,
+    "yuvj420p": 8,
+    "yuv422p": 8,
+    "yuvj422p": 8,
+    "yuv444p": 8,
+    "yuvj444p": 8,
+    "yuv420p10le": 10,
+    "yuv422p10le": 10,
+    "yuv444p10le": 10,
+    "yuv420p12le": 12,
+    "yuv444p12le": 12,
+    "yuv444p16le": 16,
+}
 
 
 def matrix_for(colorspace: int, height: int) -> str:
@@ -67,8 +78,9 @@ def frame_to_rgb(frame: VideoFrame) -> np.ndarray:
     return np.clip(np.stack([r, g, b], axis=2), 0.0, 1.0)
 
 
-def rgb_to_frame(rgb: np.ndarray, bits: int, matrix: str, full_range: bool, dither: str = "blue-noise",
-                 seed: int = 0) -> VideoFrame:
+def rgb_to_frame(
+    rgb: np.ndarray, bits: int, matrix: str, full_range: bool, dither: str = "blue-noise", seed: int = 0
+) -> VideoFrame:
     """``(H, W, 3)`` float RGB -> a 4:2:0 frame (``yuv420p`` or ``yuv420p10le``), dithered before rounding.
 
     H and W must be even (4:2:0).
@@ -94,8 +106,7 @@ def rgb_to_frame(rgb: np.ndarray, bits: int, matrix: str, full_range: bool, dith
         # different mask offsets per plane so the luma and chroma noise do not line up; the triangular
         # dither (no plateaus) on the luma only, fading at video black and white, so black bars and neutral
         # grey (chroma exactly at 128) stay exact and cost the encoder nothing
-        q = quantize(data, bits, dither, seed=seed + i, offset=(17 * i, 41 * i), triangular=i == 0,
-                     ends=luma_ends)
+        q = quantize(data, bits, dither, seed=seed + i, offset=(17 * i, 41 * i), triangular=i == 0, ends=luma_ends)
         dtype = np.dtype(np.uint8) if bits == 8 else np.dtype("<u2")
         buf = np.frombuffer(plane, dtype=dtype).reshape(plane.height, plane.line_size // dtype.itemsize)
         buf[:, : q.shape[1]] = q

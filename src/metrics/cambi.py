@@ -697,8 +697,9 @@ def _expand_paths(paths: Iterable[str]) -> list[tuple[Path, str | None]]:
     return out
 
 
-def load_luma_codes(path: Path, bit_depth: int = 8, raw_luma: bool = False,
-                    method: str = "ffmpeg") -> tuple[Tensor, int]:
+def load_luma_codes(
+    path: Path, bit_depth: int = 8, raw_luma: bool = False, method: str = "ffmpeg"
+) -> tuple[Tensor, int]:
     """Read an image as (H, W) luma codes; returns (codes, bit depth of the codes).
 
     RGB: BT.709 limited range via ``rgb_to_luma_codes`` (``method``: ``ffmpeg`` as the shared reference's
@@ -736,9 +737,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--topk", type=float, default=0.6)
     parser.add_argument("--raw-luma", action="store_true", help="take gray images as luma codes, without range mapping")
     parser.add_argument("--strict", action="store_true", help="fail on frames below libvmaf's minimum size")
-    parser.add_argument("--luma", choices=LUMA_METHODS, default="ffmpeg",
-                        help="RGB -> luma at 8 bits: 'ffmpeg' (default) reproduces ffmpeg's fixed-point conversion "
-                             "that libvmaf users feed CAMBI; 'exact' rounds the real-valued BT.709 luma")
+    parser.add_argument(
+        "--luma",
+        choices=LUMA_METHODS,
+        default="ffmpeg",
+        help="RGB -> luma at 8 bits: 'ffmpeg' (default) reproduces ffmpeg's fixed-point conversion "
+        "that libvmaf users feed CAMBI; 'exact' rounds the real-valued BT.709 luma",
+    )
     args = parser.parse_args(argv)
 
     failed = False

@@ -17,8 +17,16 @@ from src.metrics.cambi import CAMBI
 from src.metrics.smooth_psnr import SmoothRegionPSNR
 
 #: metric name -> higher is better
-METRICS = {"psnr": True, "psnr_smooth": True, "ssim": True, "cambi": False, "cambi_mlc5": False,
-           "cambi_cb_mlc5": False, "cambi_cr_mlc5": False, "flat_noise": False}
+METRICS = {
+    "psnr": True,
+    "psnr_smooth": True,
+    "ssim": True,
+    "cambi": False,
+    "cambi_mlc5": False,
+    "cambi_cb_mlc5": False,
+    "cambi_cr_mlc5": False,
+    "flat_noise": False,
+}
 #: the metrics that need no clean reference: what a banded image without ground truth (or the clean image
 #: itself, the floor a method can reach) is scored with
 NO_REFERENCE = ("cambi", "cambi_mlc5", "cambi_cb_mlc5", "cambi_cr_mlc5", "flat_noise")
@@ -56,16 +64,19 @@ def metric_names(suffix: str) -> tuple[str, ...]:
     return NO_REFERENCE if suffix == CLEAN else tuple(METRICS)
 
 
-def restoration_metrics(prefix: str,
-                        suffixes: tuple[str, ...] = ("_input", "_1step", "", CLEAN)) -> MetricCollection:
+def restoration_metrics(prefix: str, suffixes: tuple[str, ...] = ("_input", "_1step", "", CLEAN)) -> MetricCollection:
     """Every metric for every output kind, e.g. ``val/psnr_input``, ``val/cambi_1step``, ``val/ssim``,
     ``val/cambi_mlc5_clean`` (the clean images' own banding scores: the floor)."""
-    return MetricCollection({f"{name}{sfx}": make_metric(name) for sfx in suffixes for name in metric_names(sfx)},
-                            prefix=prefix, compute_groups=False)
+    return MetricCollection(
+        {f"{name}{sfx}": make_metric(name) for sfx in suffixes for name in metric_names(sfx)},
+        prefix=prefix,
+        compute_groups=False,
+    )
 
 
-def update_metric(metric: Metric, name: str, output: Tensor, clean: Tensor | None,
-                  banded: Tensor | None = None) -> None:
+def update_metric(
+    metric: Metric, name: str, output: Tensor, clean: Tensor | None, banded: Tensor | None = None
+) -> None:
     """Update the metric called ``name`` with one output; ``banded`` goes to those that take it."""
     if name in NEEDS_BANDED:
         metric.update(output, clean, banded=banded)
@@ -73,8 +84,9 @@ def update_metric(metric: Metric, name: str, output: Tensor, clean: Tensor | Non
         metric.update(output, clean)
 
 
-def update_metrics(metrics: MetricCollection | Mapping[str, Metric], suffix: str, output: Tensor,
-                   clean: Tensor, banded: Tensor) -> None:
+def update_metrics(
+    metrics: MetricCollection | Mapping[str, Metric], suffix: str, output: Tensor, clean: Tensor, banded: Tensor
+) -> None:
     """Update every metric ``<name><suffix>`` of ``metrics`` with ``output`` ``(B, 3, H, W)``, e.g. suffix
     ``"_input"`` with the banded images or :data:`CLEAN` with the clean ones."""
     for name in metric_names(suffix):

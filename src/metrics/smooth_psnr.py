@@ -27,8 +27,14 @@ def smooth_mask(clean: torch.Tensor, window: int = 7, threshold: float = 0.01) -
     return std < threshold
 
 
-def smooth_psnr(pred: torch.Tensor, clean: torch.Tensor, window: int = 7, threshold: float = 0.01,
-                data_range: float = 1.0, min_fraction: float = 0.01) -> torch.Tensor:
+def smooth_psnr(
+    pred: torch.Tensor,
+    clean: torch.Tensor,
+    window: int = 7,
+    threshold: float = 0.01,
+    data_range: float = 1.0,
+    min_fraction: float = 0.01,
+) -> torch.Tensor:
     """Per-image PSNR ``(B,)`` over the smooth pixels of ``clean``; NaN where under ``min_fraction`` is smooth.
 
     Args:
@@ -50,8 +56,9 @@ class SmoothRegionPSNR(Metric):
     higher_is_better = True
     full_state_update = False
 
-    def __init__(self, window: int = 7, threshold: float = 0.01, data_range: float = 1.0,
-                 min_fraction: float = 0.01, **kwargs) -> None:  # noqa: ANN003
+    def __init__(
+        self, window: int = 7, threshold: float = 0.01, data_range: float = 1.0, min_fraction: float = 0.01, **kwargs
+    ) -> None:  # noqa: ANN003
         super().__init__(**kwargs)
         self.window, self.threshold, self.data_range, self.min_fraction = window, threshold, data_range, min_fraction
         self.add_state("total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")

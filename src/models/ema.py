@@ -33,7 +33,7 @@ class EMA(nn.Module):
     def forward(self, *args, **kwargs):  # noqa: ANN002, ANN003
         return self.module(*args, **kwargs)
 
-    def train(self, mode: bool = True) -> "EMA":
+    def train(self, mode: bool = True) -> EMA:
         # the averaged copy is never trained: keep it in eval mode whatever the parent does
         super().train(mode)
         self.module.eval()

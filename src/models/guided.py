@@ -38,8 +38,9 @@ def box_mean(x: torch.Tensor, r: int) -> torch.Tensor:
     return (c / (k * k)).to(x.dtype)
 
 
-def guided_filter(x: torch.Tensor, r: int, eps: float, guide: torch.Tensor | None = None,
-                  scale: int = 1) -> torch.Tensor:
+def guided_filter(
+    x: torch.Tensor, r: int, eps: float, guide: torch.Tensor | None = None, scale: int = 1
+) -> torch.Tensor:
     """Each channel of ``x`` ``(B, C, H, W)`` guided by ``guide`` ``(B, 1, H, W)`` (default: the luma of ``x``),
     box radius ``r``, regularisation ``eps`` (a variance, in [0, 1] units squared).
 

@@ -91,8 +91,9 @@ class INDISchedule:
             return torch.full_like(t, self.eps0)
         return self.eps0 / torch.sqrt(t.clamp_min(self.t_min))
 
-    def sample_t(self, batch_size: int, generator: torch.Generator | None = None,
-                 device: torch.device | str = "cpu") -> torch.Tensor:
+    def sample_t(
+        self, batch_size: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu"
+    ) -> torch.Tensor:
         """Training times ``(B,)``: uniform on (0, 1], with probability a / (1 + a) exactly 1."""
         u = torch.rand(batch_size, generator=generator, device=device)
         t = 1.0 - u  # (0, 1]: t = 0 would ask the net for the identity on clean input, which is never used
@@ -101,8 +102,9 @@ class INDISchedule:
         at_one = torch.rand(batch_size, generator=generator, device=device) < p_one
         return torch.where(at_one, torch.ones_like(t), t)
 
-    def train_pair(self, clean: torch.Tensor, banded: torch.Tensor, t: torch.Tensor,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
+    def train_pair(
+        self, clean: torch.Tensor, banded: torch.Tensor, t: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """The point x_t on the path between ``clean`` (t = 0) and ``banded`` (t = 1).
 
         Args:
@@ -128,8 +130,9 @@ class INDISchedule:
             raise ConfigError(f"the number of INDI steps must be an integer >= 1, got {n!r}")
         return torch.linspace(1.0, 0.0, n + 1, device=device)
 
-    def step(self, x_t: torch.Tensor, pred: torch.Tensor, t: float, t_next: float,
-             generator: torch.Generator | None = None) -> torch.Tensor:
+    def step(
+        self, x_t: torch.Tensor, pred: torch.Tensor, t: float, t_next: float, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """One INDI update from time ``t`` to ``t_next < t``, given the prediction ``pred = F(x_t, t)``.
 
         Args:
@@ -152,9 +155,15 @@ class INDISchedule:
         return x_next
 
     @torch.no_grad()
-    def sample(self, model: Denoiser, banded: torch.Tensor, steps: int | None = None,
-               seed: int | None = 0, generator: torch.Generator | None = None,
-               callback: Callable[[int, int], None] | None = None) -> torch.Tensor:
+    def sample(
+        self,
+        model: Denoiser,
+        banded: torch.Tensor,
+        steps: int | None = None,
+        seed: int | None = 0,
+        generator: torch.Generator | None = None,
+        callback: Callable[[int, int], None] | None = None,
+    ) -> torch.Tensor:
         """Restore ``banded`` ``(B, C, H, W)`` by walking the grid from t = 1 to 0 with ``model(x_t, t)``.
 
         Deterministic for a given ``seed`` (only the path noise is random). ``callback(i, n)`` is called
@@ -181,14 +190,20 @@ class INDISchedule:
 
     @staticmethod
     def _check_grid(grid: list[float]) -> None:
-        ok = (len(grid) >= 2 and abs(grid[0] - 1.0) < 1e-6 and abs(grid[-1]) < 1e-6
-              and all(a > b for a, b in zip(grid[:-1], grid[1:])))
+        ok = (
+            len(grid) >= 2
+            and abs(grid[0] - 1.0) < 1e-6
+            and abs(grid[-1]) < 1e-6
+            and all(a > b for a, b in zip(grid[:-1], grid[1:]))
+        )
         if not ok:
             raise ConfigError(f"indi.grid must decrease strictly from 1 to 0, got {grid}")
 
     def __repr__(self) -> str:
-        return (f"INDISchedule(steps={self.steps}, t_one_weight={self.t_one_weight}, noise={self.noise!r}, "
-                f"eps0={self.eps0}, grid={self.grid!r}, max_change={self.max_change})")
+        return (
+            f"INDISchedule(steps={self.steps}, t_one_weight={self.t_one_weight}, noise={self.noise!r}, "
+            f"eps0={self.eps0}, grid={self.grid!r}, max_change={self.max_change})"
+        )
 
 
 def _bcast(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -19,8 +19,8 @@ from src.models.ema import EMA
 from src.models.indi import INDISchedule
 from src.models.unet import count_parameters, macs_per_pixel
 from src.utils.errors import ConfigError, DataError
-from src.utils.images import log_image_grid, make_grid
 from src.utils.hydra_utils import to_plain
+from src.utils.images import log_image_grid, make_grid
 
 log = logging.getLogger(__name__)
 
@@ -77,28 +77,31 @@ class INDIModule(LightningModule):
             raise ConfigError(f"model.scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}")
         if train_part not in ("all", "global"):
             raise ConfigError(f"model.train_part must be 'all' or 'global', got {train_part!r}")
-        self.save_hyperparameters({
-            "net": to_plain(net),
-            "indi": to_plain(indi) or {},
-            "loss": to_plain(loss) or {"_target_": "src.models.losses.DebandLoss"},
-            "optimizer": to_plain(optimizer) or {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 1e-3},
-            "scheduler": to_plain(scheduler),
-            "scheduler_interval": scheduler_interval,
-            "ema_decay": ema_decay,
-            "log_images_every_n_epochs": log_images_every_n_epochs,
-            "num_log_images": num_log_images,
-            "score_cambi_weight": score_cambi_weight,
-            "deband_steps": deband_steps,
-            "init_from": init_from,
-            "lr_scale": to_plain(lr_scale),
-            "train_part": train_part,
-        })
+        self.save_hyperparameters(
+            {
+                "net": to_plain(net),
+                "indi": to_plain(indi) or {},
+                "loss": to_plain(loss) or {"_target_": "src.models.losses.DebandLoss"},
+                "optimizer": to_plain(optimizer) or {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 1e-3},
+                "scheduler": to_plain(scheduler),
+                "scheduler_interval": scheduler_interval,
+                "ema_decay": ema_decay,
+                "log_images_every_n_epochs": log_images_every_n_epochs,
+                "num_log_images": num_log_images,
+                "score_cambi_weight": score_cambi_weight,
+                "deband_steps": deband_steps,
+                "init_from": init_from,
+                "lr_scale": to_plain(lr_scale),
+                "train_part": train_part,
+            }
+        )
         self._lr_scale = _check_lr_scale(self.hparams.lr_scale)
         self.net = hydra.utils.instantiate(self.hparams.net)
         if train_part == "global":
             if getattr(self.net, "global_branch", None) is None:
-                raise ConfigError("model.train_part=global needs a network with a global branch "
-                                  "(model.net.global_branch)")
+                raise ConfigError(
+                    "model.train_part=global needs a network with a global branch (model.net.global_branch)"
+                )
             # only the coarse pass learns: freeze the rest, whatever lr_scale says
             own = {k: v for k, v in (self._lr_scale or {}).items() if k.startswith("global_branch")}
             self._lr_scale = {"": 0.0, "global_branch": 1.0, **own}
@@ -130,8 +133,10 @@ class INDIModule(LightningModule):
         return self.net(x, t)
 
     def describe(self) -> str:
-        return (f"{type(self.net).__name__}: {count_parameters(self.net) / 1e6:.3f} M parameters, "
-                f"{macs_per_pixel(self.net) / 1e3:.1f} kMAC per pixel per step; {self.schedule}")
+        return (
+            f"{type(self.net).__name__}: {count_parameters(self.net) / 1e6:.3f} M parameters, "
+            f"{macs_per_pixel(self.net) / 1e3:.1f} kMAC per pixel per step; {self.schedule}"
+        )
 
     # ------------------------------------------------------------------ training
     def training_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -162,8 +167,7 @@ class INDIModule(LightningModule):
         net = self.inference_net
         ones = torch.ones(clean.shape[0], device=clean.device, dtype=clean.dtype)
         one_step = net(banded, ones).clamp(0.0, 1.0)
-        restored = (one_step if self.schedule.steps == 1 and not self.schedule.has_noise
-                    else self.restore(banded))
+        restored = one_step if self.schedule.steps == 1 and not self.schedule.has_noise else self.restore(banded)
         # "_clean": the clean images' own banding scores, the floor a restoration can reach
         for suffix, output in (("_input", banded), ("_1step", one_step), ("", restored), (CLEAN, clean)):
             update_metrics(metrics, suffix, output, clean, banded)
@@ -171,12 +175,14 @@ class INDIModule(LightningModule):
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         restored = self._evaluate(batch, self.val_metrics)
-        self.log_dict(self.val_metrics, on_step=False, on_epoch=True, prog_bar=False,
-                      batch_size=batch["clean"].shape[0])
+        self.log_dict(
+            self.val_metrics, on_step=False, on_epoch=True, prog_bar=False, batch_size=batch["clean"].shape[0]
+        )
         need = self.hparams.num_log_images - sum(r.shape[0] for r in self._grid_rows)
         if need > 0:
-            self._grid_rows.append(torch.stack(
-                [batch["banded"][:need], restored[:need], batch["clean"][:need]], dim=1).cpu())
+            self._grid_rows.append(
+                torch.stack([batch["banded"][:need], restored[:need], batch["clean"][:need]], dim=1).cpu()
+            )
 
     def on_validation_epoch_end(self) -> None:
         # the epoch's metrics are final here (Lightning resets them after this hook)
@@ -192,8 +198,14 @@ class INDIModule(LightningModule):
             return
         grid = make_grid(torch.cat(rows))
         out = Path(self.trainer.default_root_dir) / "images" / f"val_epoch{self.current_epoch:03d}.png"
-        log_image_grid(self.loggers, grid, out, key="val/images", step=self.global_step,
-                       caption=f"epoch {self.current_epoch}: banded | restored ({self.schedule.steps} steps) | clean")
+        log_image_grid(
+            self.loggers,
+            grid,
+            out,
+            key="val/images",
+            step=self.global_step,
+            caption=f"epoch {self.current_epoch}: banded | restored ({self.schedule.steps} steps) | clean",
+        )
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._evaluate(batch, self.test_metrics)
@@ -225,8 +237,10 @@ class INDIModule(LightningModule):
         if "total_steps" not in self.hparams.scheduler and "total_steps" in inspect.signature(factory).parameters:
             kwargs["total_steps"] = max(1, int(self.trainer.estimated_stepping_batches))
         scheduler = factory(optimizer=optimizer, **kwargs)
-        return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": scheduler, "interval": self.hparams.scheduler_interval}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": self.hparams.scheduler_interval},
+        }
 
 
 def _check_lr_scale(spec: Any) -> dict[str, float] | None:
@@ -234,7 +248,8 @@ def _check_lr_scale(spec: Any) -> dict[str, float] | None:
         return None
     ok = isinstance(spec, Mapping) and all(
         isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
-        for k, v in spec.items())
+        for k, v in spec.items()
+    )
     if not ok:
         raise ConfigError(f"model.lr_scale must map parameter-name prefixes to factors >= 0, got {spec!r}")
     return {k: float(v) for k, v in spec.items()}
@@ -252,7 +267,7 @@ def _load_initial_weights(net: torch.nn.Module, path: str | os.PathLike) -> None
         raise DataError(f"model.init_from: cannot read '{p}': {type(exc).__name__}") from None
     if "hyper_parameters" in blob:  # a Lightning checkpoint: the EMA weights are what validation measured
         prefix = "ema.module." if any(k.startswith("ema.module.") for k in state) else "net."
-        state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     own = net.state_dict()
     loaded = {k: v.to(own[k].dtype) for k, v in state.items() if k in own and own[k].shape == v.shape}
     if not loaded:
@@ -273,8 +288,9 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu", ckpt: dict | N
         try:
             ckpt = torch.load(p, map_location="cpu", weights_only=False)
         except Exception as exc:  # noqa: BLE001 - any unpickling failure means the same thing to the user
-            raise DataError(f"cannot read checkpoint '{p}': {type(exc).__name__}: "
-                            f"{(str(exc).splitlines() or [''])[0]}") from None
+            raise DataError(
+                f"cannot read checkpoint '{p}': {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
+            ) from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "net" not in ckpt.get("hyper_parameters", {}):
         raise DataError(f"'{p}' is not an indi-deband training checkpoint (no model config inside)")
     try:
@@ -283,6 +299,8 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu", ckpt: dict | N
         module.load_state_dict(ckpt["state_dict"])
     except (RuntimeError, KeyError, TypeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"checkpoint '{p}' does not match the model config stored in it "
-                        f"(made with an incompatible version or config): {first}") from None
+        raise DataError(
+            f"checkpoint '{p}' does not match the model config stored in it "
+            f"(made with an incompatible version or config): {first}"
+        ) from None
     return module.eval().to(device)

@@ -41,8 +41,9 @@ class FFTLoss(nn.Module):
     def __init__(self, freq_weighting: str = "none", alpha: float = 1.0) -> None:
         super().__init__()
         if freq_weighting not in FREQ_WEIGHTINGS:
-            raise ConfigError(f"loss.freq_weighting must be one of {', '.join(FREQ_WEIGHTINGS)}; "
-                              f"got {freq_weighting!r}")
+            raise ConfigError(
+                f"loss.freq_weighting must be one of {', '.join(FREQ_WEIGHTINGS)}; got {freq_weighting!r}"
+            )
         if alpha < 0:
             raise ConfigError(f"loss.alpha must be >= 0, got {alpha}")
         self.freq_weighting = freq_weighting
@@ -143,9 +144,16 @@ class DebandLoss(nn.Module):
     (6 bits, 47 dB) loses as many dB from a faint halo as a heavily banded one gains from debanding.
     """
 
-    def __init__(self, weights: Mapping[str, float] | None = None, freq_weighting: str = "none",
-                 alpha: float = 1.0, charbonnier_eps: float = 1e-3, ssim_window: int = 11,
-                 normalize: str = "none", normalize_eps: float = 5e-4) -> None:
+    def __init__(
+        self,
+        weights: Mapping[str, float] | None = None,
+        freq_weighting: str = "none",
+        alpha: float = 1.0,
+        charbonnier_eps: float = 1e-3,
+        ssim_window: int = 11,
+        normalize: str = "none",
+        normalize_eps: float = 5e-4,
+    ) -> None:
         super().__init__()
         if normalize not in NORMALIZE:
             raise ConfigError(f"loss.normalize must be one of {', '.join(NORMALIZE)}; got {normalize!r}")
@@ -156,8 +164,9 @@ class DebandLoss(nn.Module):
         weights = dict(weights or {"fft": 1.0})
         unknown = sorted(set(weights) - set(TERMS))
         if unknown:
-            raise ConfigError(f"unknown loss term(s) {', '.join(map(repr, unknown))} in loss.weights; "
-                              f"choose from {', '.join(TERMS)}")
+            raise ConfigError(
+                f"unknown loss term(s) {', '.join(map(repr, unknown))} in loss.weights; choose from {', '.join(TERMS)}"
+            )
         weights = {k: float(v) for k, v in weights.items() if v}
         if not weights or any(v < 0 for v in weights.values()):
             raise ConfigError(f"loss.weights needs at least one positive weight and none negative; got {weights}")
@@ -179,8 +188,9 @@ class DebandLoss(nn.Module):
         if "fft" not in weights and freq_weighting != "none":
             FFTLoss(freq_weighting, alpha)  # still validate the value a sweep may set
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor, reference: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(
+        self, pred: torch.Tensor, target: torch.Tensor, reference: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """``pred``, ``target``, ``reference`` ``(B, C, H, W)``; ``reference`` is needed by ``normalize="input"``."""
         per = {name: term.per_sample(pred, target) for name, term in self.terms.items()}
         parts = {name: v.mean() for name, v in per.items()}

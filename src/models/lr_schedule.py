@@ -10,8 +10,9 @@ from torch.optim.lr_scheduler import LambdaLR
 from src.utils.errors import ConfigError
 
 
-def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int = 100,
-                  min_factor: float = 0.01) -> LambdaLR:
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int = 100, min_factor: float = 0.01
+) -> LambdaLR:
     """LR factor rising linearly from ~0 to 1 over ``warmup_steps``, then falling along a cosine to
     ``min_factor`` at ``total_steps`` (and staying there).
 
@@ -20,8 +21,10 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ste
     Use with ``model.scheduler_interval=step``.
     """
     if total_steps < 1 or warmup_steps < 0:
-        raise ConfigError(f"the LR schedule needs total_steps >= 1 and warmup_steps >= 0; "
-                          f"got total_steps={total_steps}, warmup_steps={warmup_steps}")
+        raise ConfigError(
+            f"the LR schedule needs total_steps >= 1 and warmup_steps >= 0; "
+            f"got total_steps={total_steps}, warmup_steps={warmup_steps}"
+        )
     if not 0.0 <= min_factor <= 1.0:
         raise ConfigError(f"the LR schedule's min_factor must be in [0, 1], got {min_factor}")
 

@@ -46,8 +46,9 @@ def smooth_pyramid(x: torch.Tensor, levels: int) -> list[torch.Tensor]:
         y = coarse[k]
         for j in range(k - 1, -1, -1):
             h, w = sizes[j]
-            y = F.interpolate(y, size=(2 * y.shape[-2], 2 * y.shape[-1]), mode="bilinear",
-                              align_corners=False)[..., :h, :w]
+            y = F.interpolate(y, size=(2 * y.shape[-2], 2 * y.shape[-1]), mode="bilinear", align_corners=False)[
+                ..., :h, :w
+            ]
         out.append(y)
     return out
 
@@ -74,6 +75,7 @@ def range_pyramid(x: torch.Tensor, levels: int) -> list[torch.Tensor]:
         hi = F.max_pool2d(_pad_even(hi, float("-inf")), 2)
         lo = F.max_pool2d(_pad_even(lo, float("-inf")), 2)
         # the pixel's own coarse cell and its 8 neighbours: at least 2^k px of context on every side
-        rng = (F.max_pool2d(hi, 3, stride=1, padding=1) + F.max_pool2d(lo, 3, stride=1, padding=1)).amax(1, keepdim=True)
+        rng = F.max_pool2d(hi, 3, stride=1, padding=1) + F.max_pool2d(lo, 3, stride=1, padding=1)
+        rng = rng.amax(1, keepdim=True)
         out.append(F.interpolate(rng, scale_factor=2**k, mode="nearest")[..., :h, :w])
     return out

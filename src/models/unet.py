@@ -160,8 +160,10 @@ class UNet(nn.Module):
     ) -> None:
         super().__init__()
         if width < 1 or depth < 0 or blocks_per_level < 1:
-            raise ConfigError(f"model.net needs width >= 1, depth >= 0, blocks_per_level >= 1; "
-                              f"got width={width}, depth={depth}, blocks_per_level={blocks_per_level}")
+            raise ConfigError(
+                f"model.net needs width >= 1, depth >= 0, blocks_per_level >= 1; "
+                f"got width={width}, depth={depth}, blocks_per_level={blocks_per_level}"
+            )
         mult = list(channel_mult) if channel_mult is not None else [min(2**i, 4) for i in range(depth + 1)]
         if len(mult) != depth + 1:
             raise ConfigError(f"model.net.channel_mult needs depth + 1 = {depth + 1} entries, got {mult}")
@@ -183,8 +185,9 @@ class UNet(nn.Module):
         self.blend_max_change = float(blend_max_change or 0.0)
         edge = None if blend_edge_range is None else [float(v) for v in blend_edge_range]
         if edge is not None and not (len(edge) == 2 and 0 <= edge[0] < edge[1]):
-            raise ConfigError(f"model.net.blend_edge_range must be [lo, hi] with 0 <= lo < hi, or null; "
-                              f"got {blend_edge_range!r}")
+            raise ConfigError(
+                f"model.net.blend_edge_range must be [lo, hi] with 0 <= lo < hi, or null; got {blend_edge_range!r}"
+            )
         self.blend_edge_range = edge
         self.blend_guided = _guided_spec(blend_guided)
         if self.blend_guided and not blend_levels:
@@ -223,8 +226,9 @@ class UNet(nn.Module):
                 c = chans[i]
             self.up.append(blocks)
             if i > 0:
-                self.upsample.append(nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
-                                                   nn.Conv2d(c, chans[i - 1], 3, padding=1)))
+                self.upsample.append(
+                    nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c, chans[i - 1], 3, padding=1))
+                )
                 c = chans[i - 1]
         self.head = nn.Conv2d(c, n_out * unshuffle**2, 3, padding=1)
         if residual or blend_levels:
@@ -287,7 +291,6 @@ class UNet(nn.Module):
             out = out + x
         return out
 
-
     def _candidates(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The blend head's candidates: ``x`` and its smooth copies, each change clamped and edge-stopped.
 
@@ -332,8 +335,17 @@ class GlobalBranch(nn.Module):
     to 1e6 within 500 steps, the clamp saturated at +-``max_change`` everywhere and the gradient vanished.
     """
 
-    def __init__(self, in_channels: int = 3, factor: int = 8, width: int = 32, depth: int = 4,
-                 max_change: float = 0.04, activation: str = "silu", t_dim: int = 64, norm: bool = True) -> None:
+    def __init__(
+        self,
+        in_channels: int = 3,
+        factor: int = 8,
+        width: int = 32,
+        depth: int = 4,
+        max_change: float = 0.04,
+        activation: str = "silu",
+        t_dim: int = 64,
+        norm: bool = True,
+    ) -> None:
         super().__init__()
         if isinstance(factor, bool) or not isinstance(factor, int) or factor < 2:
             raise ConfigError(f"model.net.global_branch.factor must be an integer >= 2, got {factor!r}")
@@ -341,9 +353,19 @@ class GlobalBranch(nn.Module):
             raise ConfigError(f"model.net.global_branch.max_change must be > 0, got {max_change!r}")
         self.factor = factor
         self.max_change = float(max_change)
-        self.net = UNet(in_channels=2 * in_channels, out_channels=in_channels, width=width, depth=depth,
-                        activation=activation, residual=False, norm=norm, t_dim=t_dim, unshuffle=1,
-                        blend_levels=0, channels_last=False)
+        self.net = UNet(
+            in_channels=2 * in_channels,
+            out_channels=in_channels,
+            width=width,
+            depth=depth,
+            activation=activation,
+            residual=False,
+            norm=norm,
+            t_dim=t_dim,
+            unshuffle=1,
+            blend_levels=0,
+            channels_last=False,
+        )
         nn.init.normal_(self.net.head.weight, std=1e-4)  # its GroupNorm-ed features are O(1)
         nn.init.zeros_(self.net.head.bias)
 

@@ -32,7 +32,7 @@ def instantiate_dict(cfg: DictConfig | None, kind: str) -> list[Any]:
         return objs
     if not isinstance(cfg, DictConfig):
         raise TypeError(f"the {kind} config must be a mapping")
-    for name, conf in cfg.items():
+    for conf in cfg.values():
         if isinstance(conf, DictConfig) and "_target_" in conf:
             log.debug("instantiating %s <%s>", kind, conf._target_)
             objs.append(hydra.utils.instantiate(conf))
@@ -96,8 +96,10 @@ def run_context() -> dict[str, Any]:
     return ctx
 
 
-def print_config_tree(cfg: DictConfig, order: tuple[str, ...] = ("data", "model", "indi", "loss", "callbacks",
-                                                                  "logger", "trainer", "paths", "extras")) -> None:
+def print_config_tree(
+    cfg: DictConfig,
+    order: tuple[str, ...] = ("data", "model", "indi", "loss", "callbacks", "logger", "trainer", "paths", "extras"),
+) -> None:
     """Print the resolved config as a rich tree (groups first, then the rest)."""
     import rich
     import rich.syntax

@@ -18,7 +18,7 @@ def make_grid(rows: torch.Tensor, pad: int = 2) -> torch.Tensor:
     grid = torch.ones(c, r * (h + pad) - pad, k * (w + pad) - pad, dtype=rows.dtype)
     for i in range(r):
         for j in range(k):
-            grid[:, i * (h + pad): i * (h + pad) + h, j * (w + pad): j * (w + pad) + w] = rows[i, j]
+            grid[:, i * (h + pad) : i * (h + pad) + h, j * (w + pad) : j * (w + pad) + w] = rows[i, j]
     return grid
 
 
@@ -43,8 +43,9 @@ def save_png(img: torch.Tensor, path: str | Path) -> Path:
     return path
 
 
-def log_image_grid(loggers: Sequence, grid: torch.Tensor, path: str | Path, key: str,
-                   step: int, caption: str = "") -> Path:
+def log_image_grid(
+    loggers: Sequence, grid: torch.Tensor, path: str | Path, key: str, step: int, caption: str = ""
+) -> Path:
     """Save ``grid`` ``(C, H, W)`` to ``path`` and send it to W&B / TensorBoard loggers when present."""
     from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 

@@ -49,12 +49,21 @@ def most_banded_window(heat: np.ndarray, size: int) -> tuple[int, int]:
 def crop_window(img: torch.Tensor, window: tuple[int, int], size: int) -> torch.Tensor:
     """The ``size`` x ``size`` crop (smaller at the borders) of ``(3, H, W)`` at top-left ``window``."""
     y, x = window
-    return img[:, y:y + size, x:x + size]
+    return img[:, y : y + size, x : x + size]
 
 
-def save_panels(panels: Sequence[tuple[str, torch.Tensor]], size: int, path: Path, *,
-                window: tuple[int, int] | None = None, ref: torch.Tensor | None = None, plain: bool = True,
-                heatmaps: bool = False, heat_kw: dict[str, Any] | None = None, title: str | None = None) -> Path:
+def save_panels(
+    panels: Sequence[tuple[str, torch.Tensor]],
+    size: int,
+    path: Path,
+    *,
+    window: tuple[int, int] | None = None,
+    ref: torch.Tensor | None = None,
+    plain: bool = True,
+    heatmaps: bool = False,
+    heat_kw: dict[str, Any] | None = None,
+    title: str | None = None,
+) -> Path:
     """One column per ``(name, (3, H, W) image)`` of the same scene, the first being the banded input; rows: the
     crop (if ``plain``), the crop contrast-stretched with ``ref``'s 1-99 % range (default: the first panel's),
     then (if ``heatmaps``) each image's CAMBI heatmap on a shared scale.
@@ -73,8 +82,9 @@ def save_panels(panels: Sequence[tuple[str, torch.Tensor]], size: int, path: Pat
         window = most_banded_window(heats[0] if heats else cambi_heatmap(panels[0][1], **heat_kw), size)
     ref_crop = crop_window(ref if ref is not None else panels[0][1], window, size)
     rows = int(plain) + 1 + int(heatmaps)
-    fig, axes = plt.subplots(rows, len(panels), figsize=(3.0 * len(panels), 3.0 * rows + 0.3 * bool(title)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        rows, len(panels), figsize=(3.0 * len(panels), 3.0 * rows + 0.3 * bool(title)), squeeze=False
+    )
     vmax = max([float(h.max()) for h in heats] + [1e-6])
     for j, (name, img) in enumerate(panels):
         crop = crop_window(img.detach().cpu().float(), window, size)
@@ -87,9 +97,9 @@ def save_panels(panels: Sequence[tuple[str, torch.Tensor]], size: int, path: Pat
         axes[r][j].set_title(f"{name}, contrast-stretched", fontsize=9)
         if heatmaps:
             y, x = window
-            im = axes[r + 1][j].imshow(heats[j][y:y + size, x:x + size], cmap="magma", vmin=0, vmax=vmax)
+            im = axes[r + 1][j].imshow(heats[j][y : y + size, x : x + size], cmap="magma", vmin=0, vmax=vmax)
             mlc = heat_kw.get("max_log_contrast", 2)
-            axes[r + 1][j].set_title(f"CAMBI{' mlc%d' % mlc if mlc != 2 else ''} heatmap, {name}", fontsize=9)
+            axes[r + 1][j].set_title(f"CAMBI{f' mlc{mlc}' if mlc != 2 else ''} heatmap, {name}", fontsize=9)
             fig.colorbar(im, ax=axes[r + 1][j], fraction=0.046)
     for ax in axes.flat:
         ax.set_xticks([])
@@ -103,8 +113,9 @@ def save_panels(panels: Sequence[tuple[str, torch.Tensor]], size: int, path: Pat
     return path
 
 
-def save_crop_panel(banded: torch.Tensor, restored: torch.Tensor, clean: torch.Tensor | None, steps: int,
-                    size: int, path: Path) -> Path:
+def save_crop_panel(
+    banded: torch.Tensor, restored: torch.Tensor, clean: torch.Tensor | None, steps: int, size: int, path: Path
+) -> Path:
     """banded | restored | clean, the same contrast-stretched (to the clean crop's range when there is one), and
     their CAMBI heatmaps (max_log_contrast 5, which also sees the 4-code steps of 6-bit bands), around the
     input's worst band."""

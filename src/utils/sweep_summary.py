@@ -23,12 +23,24 @@ log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.json"
 #: columns shown in the summary besides the overrides, when present
-SHOWN = ("val/psnr", "val/psnr_gain", "val/psnr_smooth", "val/ssim", "val/cambi", "val/cambi_mlc5", "val/score",
-         "test/psnr", "test/psnr_smooth", "test/ssim", "test/cambi_mlc5")
+SHOWN = (
+    "val/psnr",
+    "val/psnr_gain",
+    "val/psnr_smooth",
+    "val/ssim",
+    "val/cambi",
+    "val/cambi_mlc5",
+    "val/score",
+    "test/psnr",
+    "test/psnr_smooth",
+    "test/ssim",
+    "test/cambi_mlc5",
+)
 
 
-def write_job_metrics(out_dir: str | os.PathLike, overrides: list[str], metrics: dict[str, float],
-                      optimized_metric: str | None, mode: str) -> Path:
+def write_job_metrics(
+    out_dir: str | os.PathLike, overrides: list[str], metrics: dict[str, float], optimized_metric: str | None, mode: str
+) -> Path:
     """Save one job's result for the sweep summary (atomic write)."""
     path = Path(out_dir) / METRICS_FILE
     payload = {"overrides": overrides, "metrics": metrics, "optimized_metric": optimized_metric, "mode": mode}
@@ -51,8 +63,10 @@ def summarize(sweep_dir: str | os.PathLike) -> list[dict[str, Any]]:
     for path, data in zip(jobs, loaded):
         metric = metric or data.get("optimized_metric")
         mode = data.get("mode", mode)
-        row: dict[str, Any] = {"job": path.parent.name,
-                               "overrides": " ".join(o for o in data["overrides"] if o not in shared)}
+        row: dict[str, Any] = {
+            "job": path.parent.name,
+            "overrides": " ".join(o for o in data["overrides"] if o not in shared),
+        }
         row.update({k: v for k, v in data["metrics"].items() if k in SHOWN or k == data.get("optimized_metric")})
         rows.append(row)
     if not rows:
@@ -65,8 +79,9 @@ def summarize(sweep_dir: str | os.PathLike) -> list[dict[str, Any]]:
         return -v if mode == "max" else v
 
     rows.sort(key=key)
-    cols = ["job", "overrides"] + [c for c in ([metric] if metric else []) + list(SHOWN)
-                                   if c and any(c in r for r in rows)]
+    cols = ["job", "overrides"] + [
+        c for c in ([metric] if metric else []) + list(SHOWN) if c and any(c in r for r in rows)
+    ]
     cols = list(dict.fromkeys(cols))
     fd, tmp = tempfile.mkstemp(dir=sweep, prefix=".summary.csv.")
     with os.fdopen(fd, "w", newline="") as f:
@@ -78,9 +93,13 @@ def summarize(sweep_dir: str | os.PathLike) -> list[dict[str, Any]]:
     def fmt(v: Any) -> str:
         return f"{v:.4f}" if isinstance(v, float) else str(v)
 
-    lines = [f"Sweep {sweep}: {len(rows)} jobs, best first by {metric} ({mode})",
-             f"Shared by all jobs: {' '.join(sorted(shared)) or '-'}", "",
-             "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines = [
+        f"Sweep {sweep}: {len(rows)} jobs, best first by {metric} ({mode})",
+        f"Shared by all jobs: {' '.join(sorted(shared)) or '-'}",
+        "",
+        "| " + " | ".join(cols) + " |",
+        "|" + "---|" * len(cols),
+    ]
     lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
     md = "\n".join(lines) + "\n"
     fd, tmp = tempfile.mkstemp(dir=sweep, prefix=".summary.md.")

@@ -81,8 +81,15 @@ def _folder(tmp_path, n=5):
 
 
 def test_folder_mode_split_and_small_images(tmp_path):
-    dm = BandingDataModule(root=str(_folder(tmp_path)), synthetic_images=0, patch_size=32, batch_size=2,
-                           samples_per_epoch=4, val_samples=2, val_patch_size=64)
+    dm = BandingDataModule(
+        root=str(_folder(tmp_path)),
+        synthetic_images=0,
+        patch_size=32,
+        batch_size=2,
+        samples_per_epoch=4,
+        val_samples=2,
+        val_patch_size=64,
+    )
     dm.setup()
     assert len(dm.train_dataset.sources) == 4 and len(dm.val_dataset.sources) == 1
     _check_batch(next(iter(dm.train_dataloader())), 2, 32)
@@ -116,10 +123,14 @@ def _pair_files(tmp_path, n=5):
 @pytest.mark.parametrize("form", ["folders", "csv"])
 def test_paired_mode(tmp_path, form):
     root = _pair_files(tmp_path)
-    spec = ({"banded_dir": str(root / "banded"), "clean_dir": str(root / "clean")} if form == "folders"
-            else {"csv": str(root / "pairs.csv")})
-    dm = BandingDataModule(paired=OmegaConf.create(spec), patch_size=16, batch_size=2, samples_per_epoch=6,
-                           val_patch_size=32)
+    spec = (
+        {"banded_dir": str(root / "banded"), "clean_dir": str(root / "clean")}
+        if form == "folders"
+        else {"csv": str(root / "pairs.csv")}
+    )
+    dm = BandingDataModule(
+        paired=OmegaConf.create(spec), patch_size=16, batch_size=2, samples_per_epoch=6, val_patch_size=32
+    )
     dm.setup()
     assert len(dm.train_dataset.keys) == 4 and len(dm.val_dataset.keys) == 1
     assert set(dm.train_dataset.keys).isdisjoint(dm.val_dataset.keys)
@@ -134,8 +145,9 @@ def test_paired_mode(tmp_path, form):
 
 def test_separate_test_set(tmp_path):
     root = _pair_files(tmp_path, 2)
-    dm = BandingDataModule(**SMALL, test={"banded_dir": str(root / "banded"), "clean_dir": str(root / "clean")},
-                           val_patch_size=32)
+    dm = BandingDataModule(
+        **SMALL, test={"banded_dir": str(root / "banded"), "clean_dir": str(root / "clean")}, val_patch_size=32
+    )
     _check_batch(next(iter(dm.test_dataloader())), 2, 32)
 
 
@@ -200,9 +212,15 @@ def test_full_frame_pairs_are_banded_whole_then_cropped():
 
 
 def test_full_frame_config_mixes_into_training_and_validates():
-    dm = BandingDataModule(synthetic_images=4, patch_size=32, samples_per_epoch=8, val_samples=2,
-                           val_patch_size=32, degradation={"stream": {"p": 0.0, "codecs": ["h264"]}},
-                           full_frame={"fraction": 1.0, "variants": 1, "short_side": 64, "smooth_images": 0})
+    dm = BandingDataModule(
+        synthetic_images=4,
+        patch_size=32,
+        samples_per_epoch=8,
+        val_samples=2,
+        val_patch_size=32,
+        degradation={"stream": {"p": 0.0, "codecs": ["h264"]}},
+        full_frame={"fraction": 1.0, "variants": 1, "short_side": 64, "smooth_images": 0},
+    )
     dm.setup()
     batch = next(iter(dm.train_dataloader()))
     assert batch["banded"].shape == (8, 3, 32, 32)

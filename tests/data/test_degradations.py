@@ -81,9 +81,7 @@ def test_ycbcr_keeps_neutral_grey_neutral(chroma_bits: int):
 
 
 def test_ycbcr_via_config():
-    deg = Degradation.from_config(
-        {"bit_depth": {"p": 1.0, "space": "ycbcr", "luma_bits": 6, "chroma_bits": [2, 2]}}
-    )
+    deg = Degradation.from_config({"bit_depth": {"p": 1.0, "space": "ycbcr", "luma_bits": 6, "chroma_bits": [2, 2]}})
     _, params = deg.apply(_gradient(), np.random.default_rng(0))
     assert params == {"space": "ycbcr", "luma_bits": 6, "chroma_bits": 2}
     mixed = Degradation.from_config({"bit_depth": {"space": "mixed", "ycbcr_p": 0.5}})
@@ -116,11 +114,13 @@ def test_noise():
 
 
 def test_same_seed_same_pair_and_different_seed_differs():
-    deg = Degradation.from_config({
-        "bit_depth": {"p": 1.0, "bits": [4, 6]},
-        "jpeg": {"p": 0.5, "quality": [70, 95]},
-        "noise": {"p": 0.5, "sigma": [0.0, 0.01]},
-    })
+    deg = Degradation.from_config(
+        {
+            "bit_depth": {"p": 1.0, "bits": [4, 6]},
+            "jpeg": {"p": 0.5, "quality": [70, 95]},
+            "noise": {"p": 0.5, "sigma": [0.0, 0.01]},
+        }
+    )
     x = _gradient()
     outs = [deg(x, np.random.default_rng(123)) for _ in range(2)]
     assert torch.equal(outs[0], outs[1])
@@ -269,7 +269,13 @@ def test_stream_stage_from_config_draws_codec_and_validates():
     _, params = d.apply(_gradient(32, 32), np.random.default_rng(0))
     assert params["stream"]["codec"] == "mpeg4" and params["stream"]["quality"] == 8
     assert Degradation.from_config({"stream": {"codecs": ["vp9"]}}).stream.codecs == {"vp9": (40, 58)}
-    for bad in ({"codecs": {"av2": [1, 2]}}, {"codecs": {"h264": [10, 60]}}, {"luma_bits": [9, 10]},
-                {"twice_p": 2}, {"codecs": {}}, {"bogus": 1}):
+    for bad in (
+        {"codecs": {"av2": [1, 2]}},
+        {"codecs": {"h264": [10, 60]}},
+        {"luma_bits": [9, 10]},
+        {"twice_p": 2},
+        {"codecs": {}},
+        {"bogus": 1},
+    ):
         with pytest.raises(ConfigError):
             Degradation.from_config({"stream": bad})

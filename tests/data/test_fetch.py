@@ -20,17 +20,20 @@ from tests.conftest import compose_cfg
 
 LOMIRI = [f"photo{i:02d}_by_Author{i % 4}.jpg" for i in range(15)]
 
-COPYRIGHT = """Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+COPYRIGHT = (
+    """Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: lomiri-wallpapers
 
 Files: *
 Copyright: 2018, Upstream Authors
 License: Expat
 
-""" + "\n".join(
-    f"Files: 16.04/{name}\nCopyright: Author{i % 4}, 2018\nLicense: {'CC0-1.0' if i == 3 else 'CC-BY-4.0'}\n"
-    for i, name in enumerate(LOMIRI)
-) + """
+"""
+    + "\n".join(
+        f"Files: 16.04/{name}\nCopyright: Author{i % 4}, 2018\nLicense: {'CC0-1.0' if i == 3 else 'CC-BY-4.0'}\n"
+        for i, name in enumerate(LOMIRI)
+    )
+    + """
 Files: debian/*
  AUTHORS
  16.04/.placeholder
@@ -43,6 +46,7 @@ License: CC-BY-4.0
  .
  (full text)
 """
+)
 
 
 def _jpeg(path: Path, seed: int, size: tuple[int, int] = (24, 32)) -> None:
@@ -130,8 +134,7 @@ def test_fetch_writes_photos_split_and_licences(fetched, tmp_path):
     assert apt.calls == [fetch.PACKAGE]
     split = json.loads((final / "split.json").read_text())
     listed = split["train"] + split["val"] + split["test"]
-    on_disk = sorted(p.relative_to(final).as_posix() for p in final.rglob("*")
-                     if p.suffix in (".jpg", ".png"))
+    on_disk = sorted(p.relative_to(final).as_posix() for p in final.rglob("*") if p.suffix in (".jpg", ".png"))
     assert sorted(listed) == on_disk and len(listed) == len(LOMIRI) + 6
     assert all(p.startswith("test/lomiri/") for p in split["test"])
     assert all(p.startswith("train/") for p in split["train"] + split["val"])
@@ -212,8 +215,9 @@ def test_licence_matching_follows_dep5():
     assert stanzas[-1]["copyright"] == "2018, Dalton Durst 2022, Mike Gabriel"
     assert fetch.licence_for("usr/share/backgrounds/photo03_by_Author3.jpg", stanzas) == ("Author3, 2018", "CC0-1.0")
     assert fetch.licence_for("usr/share/backgrounds/unlisted.jpg", stanzas) == ("2018, Upstream Authors", "Expat")
-    jxl = fetch.parse_copyright("Files: *\nCopyright: A\nLicense: BSD\n\nFiles: external/pngsuite/*\n"
-                                "Copyright: B\nLicense: ISC\n")
+    jxl = fetch.parse_copyright(
+        "Files: *\nCopyright: A\nLicense: BSD\n\nFiles: external/pngsuite/*\nCopyright: B\nLicense: ISC\n"
+    )
     assert fetch.licence_for("usr/share/libjxl-testdata/jxl/hdr_room.png", jxl) == ("A", "BSD")
     assert fetch.licence_for("usr/share/libjxl-testdata/external/pngsuite/x.png", jxl) == ("B", "ISC")
 
@@ -268,8 +272,12 @@ def test_stale_package_lists_are_updated_once_as_root(tmp_path, monkeypatch):
     calls = _fake_subprocess(monkeypatch, fail_downloads=1)
     monkeypatch.setattr(fetch.os, "geteuid", lambda: 0)
     fetch.apt_extract(fetch.PACKAGE, tmp_path)
-    assert [c[:2] for c in calls] == [["apt-get", "download"], ["apt-get", "update"], ["apt-get", "download"],
-                                      ["dpkg", "-x"]]
+    assert [c[:2] for c in calls] == [
+        ["apt-get", "download"],
+        ["apt-get", "update"],
+        ["apt-get", "download"],
+        ["dpkg", "-x"],
+    ]
 
 
 def test_failed_download_names_the_manual_command(tmp_path, monkeypatch):

@@ -15,8 +15,9 @@ from src.models.indi_module import INDIModule
 TINY_NET = {"_target_": "src.models.unet.UNet", "width": 8, "depth": 1}
 
 
-def save_tiny_checkpoint(path: Path, steps: int = 2, extra_hparams: dict | None = None, seed: int = 0,
-                         identity: bool = False) -> Path:
+def save_tiny_checkpoint(
+    path: Path, steps: int = 2, extra_hparams: dict | None = None, seed: int = 0, identity: bool = False
+) -> Path:
     """A Lightning-format checkpoint of a tiny residual UNet.
 
     By default the output head is randomised, so tiling, batching and export are tested on a net that changes
@@ -36,8 +37,9 @@ def save_tiny_checkpoint(path: Path, steps: int = 2, extra_hparams: dict | None 
             m.ema.module.load_state_dict(m.net.state_dict())
     hp = dict(m.hparams)
     hp.update(extra_hparams or {})
-    torch.save({"state_dict": m.state_dict(), "hyper_parameters": hp,
-                "pytorch-lightning_version": lightning.__version__}, path)
+    torch.save(
+        {"state_dict": m.state_dict(), "hyper_parameters": hp, "pytorch-lightning_version": lightning.__version__}, path
+    )
     return path
 
 
@@ -51,8 +53,16 @@ def identity_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "identity.ckpt", identity=True)
 
 
-def make_clip(path: Path, n: int = 12, w: int = 64, h: int = 48, fps: int = 12, audio: bool = True,
-              subtitles: bool = True, rotation: int = 0) -> Path:
+def make_clip(
+    path: Path,
+    n: int = 12,
+    w: int = 64,
+    h: int = 48,
+    fps: int = 12,
+    audio: bool = True,
+    subtitles: bool = True,
+    rotation: int = 0,
+) -> Path:
     """A short H.264 clip with banded frames, an AAC audio stream and a subtitle stream (mov_text in MP4,
     SubRip in MKV), built with PyAV."""
     import av
@@ -84,7 +94,9 @@ def make_clip(path: Path, n: int = 12, w: int = 64, h: int = 48, fps: int = 12, 
         t = np.arange(int(48000 * n / fps)) / 48000
         samples = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
         for k in range(0, samples.shape[1], 1024):
-            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, k:k + 1024]), format="fltp", layout="mono")
+            af = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(samples[:, k : k + 1024]), format="fltp", layout="mono"
+            )
             af.sample_rate, af.pts = 48000, k
             out.mux(a.encode(af))
         out.mux(a.encode(None))

@@ -21,13 +21,16 @@ def _use(monkeypatch, per_cpu: list[float]) -> None:
     monkeypatch.setattr(psutil, "cpu_percent", lambda interval, percpu: list(per_cpu))
 
 
-@pytest.mark.parametrize("per_cpu,expected", [
-    ([0.0, 0.0, 0.0, 0.0], 2),        # idle: both of this process's cores
-    ([20.0, 15.0, 100.0, 100.0], 2),  # other CPUs busy, but not ours; light use of ours is not a busy core
-    ([100.0, 0.0, 0.0, 0.0], 1),      # another process holds one of our cores
-    ([60.0, 50.0, 0.0, 0.0], 1),      # about one core's worth of use spread over both
-    ([100.0, 100.0, 0.0, 0.0], 1),    # both busy: still at least one thread
-])
+@pytest.mark.parametrize(
+    "per_cpu,expected",
+    [
+        ([0.0, 0.0, 0.0, 0.0], 2),  # idle: both of this process's cores
+        ([20.0, 15.0, 100.0, 100.0], 2),  # other CPUs busy, but not ours; light use of ours is not a busy core
+        ([100.0, 0.0, 0.0, 0.0], 1),  # another process holds one of our cores
+        ([60.0, 50.0, 0.0, 0.0], 1),  # about one core's worth of use spread over both
+        ([100.0, 100.0, 0.0, 0.0], 1),  # both busy: still at least one thread
+    ],
+)
 def test_auto_threads_counts_only_busy_cores_of_this_process(monkeypatch, my_cpus, per_cpu, expected):
     _use(monkeypatch, per_cpu)
     assert auto_threads() == expected

@@ -22,10 +22,20 @@ def _exif(orientation: int = 1) -> bytes:
     return e.tobytes()
 
 
-@pytest.mark.parametrize("name,dtype,channels", [
-    ("a.png", np.uint8, 3), ("a.png", np.uint16, 3), ("a.png", np.uint16, 4), ("a.png", np.uint16, 1),
-    ("a.tif", np.uint16, 3), ("a.tif", np.uint8, 4), ("a.tif", np.uint16, 1), ("a.webp", np.uint8, 4),
-    ("a.png", np.uint8, 1)])
+@pytest.mark.parametrize(
+    "name,dtype,channels",
+    [
+        ("a.png", np.uint8, 3),
+        ("a.png", np.uint16, 3),
+        ("a.png", np.uint16, 4),
+        ("a.png", np.uint16, 1),
+        ("a.tif", np.uint16, 3),
+        ("a.tif", np.uint8, 4),
+        ("a.tif", np.uint16, 1),
+        ("a.webp", np.uint8, 4),
+        ("a.png", np.uint8, 1),
+    ],
+)
 def test_lossless_formats_round_trip(tmp_path: Path, name: str, dtype: type, channels: int) -> None:
     top = np.iinfo(dtype).max
     q = np.random.default_rng(0).integers(0, top + 1, (9, 13, channels), dtype=np.int64).astype(dtype)

@@ -65,8 +65,14 @@ def test_export_half_stores_float16_and_loads_into_float32(tiny_ckpt, tmp_path: 
 
 
 def test_export_refuses_foreign_targets(tmp_path: Path) -> None:
-    blob = {"format": "indi-deband", "version": 1, "net": {"_target_": "os.system", "command": "true"},
-            "state_dict": {}, "indi": {}, "deband_steps": None}
+    blob = {
+        "format": "indi-deband",
+        "version": 1,
+        "net": {"_target_": "os.system", "command": "true"},
+        "state_dict": {},
+        "indi": {},
+        "deband_steps": None,
+    }
     p = tmp_path / "evil.pt"
     torch.save(blob, p)
     with pytest.raises(DataError, match="refusing"):

@@ -126,8 +126,16 @@ def test_small_images_and_clean_reference():
     g = torch.Generator().manual_seed(0)
     small = torch.rand(3, 40, 56, generator=g)
     scores = banding_scores(small, small, clean=small)
-    assert set(scores) == {"cambi", "cambi_mlc5", "cambi_cb_mlc5", "cambi_cr_mlc5", "flat_noise", "texture_psnr",
-                           "psnr", "psnr_smooth"}
+    assert set(scores) == {
+        "cambi",
+        "cambi_mlc5",
+        "cambi_cb_mlc5",
+        "cambi_cr_mlc5",
+        "flat_noise",
+        "texture_psnr",
+        "psnr",
+        "psnr_smooth",
+    }
     assert all(isinstance(v, float) for v in scores.values())
     assert scores["psnr"] > 50  # the rounded output against its own float values: within half a code
     with pytest.raises(ValueError):
@@ -142,8 +150,12 @@ def test_metrics_match_banding_scores():
     batch, banded = torch.stack([noisy, stair.flip(-1)]), torch.stack([stair, stair.flip(-1)])
     expected = [banding_scores(o, b) for o, b in zip(batch, banded)]
     mean = {k: sum(e[k] for e in expected) / 2 for k in expected[0]}
-    for metric, key in ((CAMBI(), "cambi"), (CAMBI(max_log_contrast=5), "cambi_mlc5"),
-                        (ChromaCAMBI("cb"), "cambi_cb_mlc5"), (ChromaCAMBI("cr"), "cambi_cr_mlc5")):
+    for metric, key in (
+        (CAMBI(), "cambi"),
+        (CAMBI(max_log_contrast=5), "cambi_mlc5"),
+        (ChromaCAMBI("cb"), "cambi_cb_mlc5"),
+        (ChromaCAMBI("cr"), "cambi_cr_mlc5"),
+    ):
         metric.update(batch)
         assert float(metric.compute()) == pytest.approx(mean[key], abs=1e-9), key
     fn = FlatNoise()

@@ -9,7 +9,7 @@ def _ramp_and_texture(h: int = 64, w: int = 64) -> torch.Tensor:
     """Left half a gentle ramp, right half noise texture."""
     g = torch.Generator().manual_seed(0)
     img = torch.linspace(0.2, 0.3, w).expand(1, 3, h, w).clone()
-    img[..., w // 2:] = torch.rand(1, 3, h, w // 2, generator=g)
+    img[..., w // 2 :] = torch.rand(1, 3, h, w // 2, generator=g)
     return img
 
 

@@ -34,8 +34,9 @@ def test_matches_kornia_guided_blur_per_channel():
     x = torch.rand(1, 3, 24, 31)
     g = luma(x)
     ours = guided_filter(x, 2, 1e-3)
-    ref = torch.cat([kornia.filters.guided_blur(g, x[:, c:c + 1], 5, 1e-3, border_type="replicate")
-                     for c in range(3)], 1)
+    ref = torch.cat(
+        [kornia.filters.guided_blur(g, x[:, c : c + 1], 5, 1e-3, border_type="replicate") for c in range(3)], 1
+    )
     assert torch.allclose(ours, ref, atol=1e-5)
 
 

@@ -112,8 +112,18 @@ def test_path_noise_and_determinism():
     assert INDISchedule(noise="sqrt", eps0=0.1).eps(torch.tensor([0.25])).item() == pytest.approx(0.2)
 
 
-@pytest.mark.parametrize("kwargs", [{"steps": 0}, {"steps": -3}, {"steps": 2.5}, {"noise": "gauss"},
-                                    {"t_one_weight": -1}, {"eps0": -0.1}, {"grid": "cosine"}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"steps": 0},
+        {"steps": -3},
+        {"steps": 2.5},
+        {"noise": "gauss"},
+        {"t_one_weight": -1},
+        {"eps0": -0.1},
+        {"grid": "cosine"},
+    ],
+)
 def test_bad_config_values(kwargs):
     with pytest.raises(ConfigError):
         INDISchedule(**kwargs)

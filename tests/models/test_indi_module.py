@@ -16,8 +16,15 @@ GLOBAL = {**NET, "global_branch": {"factor": 4, "width": 8, "depth": 2}}
 
 
 def _save_export(net: torch.nn.Module, path: Path) -> Path:
-    torch.save({"format": "indi-deband", "version": 1, "net": NET,
-                "state_dict": {k: v.half() for k, v in net.state_dict().items()}}, path)
+    torch.save(
+        {
+            "format": "indi-deband",
+            "version": 1,
+            "net": NET,
+            "state_dict": {k: v.half() for k, v in net.state_dict().items()},
+        },
+        path,
+    )
     return path
 
 
@@ -47,8 +54,11 @@ def test_init_from_a_lightning_checkpoint_and_bad_files(tmp_path: Path):
 
 
 def test_lr_scale_freezes_and_scales_parameter_groups():
-    module = INDIModule(net=GLOBAL, optimizer={"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 1e-3},
-                        lr_scale={"": 0.0, "global_branch": 1.0, "head": 0.1})
+    module = INDIModule(
+        net=GLOBAL,
+        optimizer={"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 1e-3},
+        lr_scale={"": 0.0, "global_branch": 1.0, "head": 0.1},
+    )
     groups = module._param_groups()
     lrs = sorted(g["lr"] for g in groups)
     assert lrs == pytest.approx([1e-4, 1e-3])
@@ -62,8 +72,9 @@ def test_lr_scale_freezes_and_scales_parameter_groups():
 
 def test_train_part_global_trains_only_the_coarse_pass_without_running_the_full_net():
     torch.manual_seed(2)
-    module = INDIModule(net=GLOBAL, loss={"_target_": "src.models.losses.DebandLoss", "weights": {"l1": 1.0}},
-                        train_part="global")
+    module = INDIModule(
+        net=GLOBAL, loss={"_target_": "src.models.losses.DebandLoss", "weights": {"l1": 1.0}}, train_part="global"
+    )
     groups = module._param_groups()
     trained = {id(p) for g in groups for p in g["params"]}
     assert trained == {id(p) for p in module.net.global_branch.parameters()}

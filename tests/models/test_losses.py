@@ -74,9 +74,16 @@ def test_gradients_flow_through_fft_loss():
     assert a.grad is not None and a.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("kwargs", [{"weights": {"perceptual": 1.0}}, {"weights": {"fft": 0.0}},
-                                    {"weights": {"fft": -1.0}}, {"freq_weighting": "log"},
-                                    {"weights": {"l1": 1.0}, "freq_weighting": "bogus"}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"weights": {"perceptual": 1.0}},
+        {"weights": {"fft": 0.0}},
+        {"weights": {"fft": -1.0}},
+        {"freq_weighting": "log"},
+        {"weights": {"l1": 1.0}, "freq_weighting": "bogus"},
+    ],
+)
 def test_bad_config(kwargs):
     with pytest.raises(ConfigError):
         DebandLoss(**kwargs)
@@ -110,7 +117,7 @@ def test_flat_l1_counts_only_the_flat_pixels_of_the_target():
     textured = flat.clone()
     textured[..., 16:] = torch.rand(1, 3, 32, 16)  # noise on the right half: not flat
     err = torch.zeros_like(flat)
-    err[..., :8] = 0.02   # an error far inside the flat half
+    err[..., :8] = 0.02  # an error far inside the flat half
     err[..., 24:] = 0.05  # an error inside the texture
     loss = FlatL1Loss()
     assert torch.isclose(loss(flat + err, flat), (err.abs()).mean(), atol=1e-6)  # all flat: plain L1

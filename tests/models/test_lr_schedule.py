@@ -30,8 +30,9 @@ def test_no_warmup():
     assert _lrs(1, total_steps=10, warmup_steps=0)[0] == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("kwargs", [{"total_steps": 0}, {"total_steps": 10, "warmup_steps": -1},
-                                    {"total_steps": 10, "min_factor": 2.0}])
+@pytest.mark.parametrize(
+    "kwargs", [{"total_steps": 0}, {"total_steps": 10, "warmup_steps": -1}, {"total_steps": 10, "min_factor": 2.0}]
+)
 def test_bad_values(kwargs):
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
     with pytest.raises(ConfigError):

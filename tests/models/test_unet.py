@@ -25,7 +25,7 @@ def test_batch_with_per_sample_times_is_independent():
     x = torch.rand(3, 3, 16, 24)
     t = torch.tensor([1.0, 0.5, 0.1])
     batch = net(x, t)
-    single = torch.cat([net(x[i: i + 1], t[i: i + 1]) for i in range(3)])
+    single = torch.cat([net(x[i : i + 1], t[i : i + 1]) for i in range(3)])
     assert torch.allclose(batch, single, atol=1e-5)
     # the time embedding changes the output
     assert not torch.allclose(net(x[:1], torch.ones(1)), net(x[:1], torch.zeros(1)))
@@ -39,8 +39,7 @@ def test_residual_starts_close_to_identity():
 
 
 def test_options_blocks_attention_and_gradients():
-    net = UNet(width=8, depth=2, blocks_per_level=2, attention=True, norm=True, channel_mult=[1, 2, 2],
-               residual=False)
+    net = UNet(width=8, depth=2, blocks_per_level=2, attention=True, norm=True, channel_mult=[1, 2, 2], residual=False)
     x = torch.rand(2, 3, 33, 17, requires_grad=True)
     net(x, torch.rand(2)).mean().backward()
     assert x.grad is not None and all(p.grad is not None for p in net.parameters())
@@ -85,13 +84,27 @@ def test_blend_head_mixes_its_candidates():
 
     x = torch.rand(1, 3, 16, 16)
     s = smooth_pyramid(x, 2)
-    net = UNet(width=8, depth=1, blend_levels=2, identity_logit=-30.0, head_init_std=0.0, blend_max_change=None,
-               blend_edge_range=None)
+    net = UNet(
+        width=8,
+        depth=1,
+        blend_levels=2,
+        identity_logit=-30.0,
+        head_init_std=0.0,
+        blend_max_change=None,
+        blend_edge_range=None,
+    )
     # identity switched off: an even mix of the two smooth copies
     assert torch.allclose(net(x, torch.ones(1)), (s[1] + s[2]) / 2, atol=1e-5)
     # with the clamp, no pixel moves further than blend_max_change from the input
-    clamped = UNet(width=8, depth=1, blend_levels=2, identity_logit=-30.0, head_init_std=0.0, blend_max_change=0.01,
-                   blend_edge_range=None)
+    clamped = UNet(
+        width=8,
+        depth=1,
+        blend_levels=2,
+        identity_logit=-30.0,
+        head_init_std=0.0,
+        blend_max_change=0.01,
+        blend_edge_range=None,
+    )
     out = clamped(x, torch.ones(1))
     assert (out - x).abs().max() <= 0.01 + 1e-6
     assert torch.allclose(out, x + ((s[1] - x).clamp(-0.01, 0.01) + (s[2] - x).clamp(-0.01, 0.01)) / 2, atol=1e-5)
@@ -110,9 +123,15 @@ def test_blend_head_does_not_blur_across_an_edge():
     assert (out[..., 10:40] - x[..., 10:40]).abs().max() > 0.01  # while the banded ramp away from it is smoothed
 
 
-@pytest.mark.parametrize("kwargs", [{"blend_levels": -1}, {"blend_levels": 2, "out_channels": 1},
-                                    {"blend_levels": 2, "blend_edge_range": [0.2, 0.1]},
-                                    {"blend_levels": 2, "blend_max_change": -0.1}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"blend_levels": -1},
+        {"blend_levels": 2, "out_channels": 1},
+        {"blend_levels": 2, "blend_edge_range": [0.2, 0.1]},
+        {"blend_levels": 2, "blend_max_change": -0.1},
+    ],
+)
 def test_bad_blend_config(kwargs):
     with pytest.raises(ConfigError):
         UNet(**kwargs)
@@ -148,8 +167,15 @@ def test_guided_candidates_join_the_blend_head():
         x = torch.rand(*shape)
         assert torch.allclose(net(x, torch.ones(shape[0])), x, atol=1e-6)
     # with the identity and the smooth copy zeroed out, the output is the mean of the clamped guided changes
-    off = UNet(width=8, depth=1, blend_levels=1, blend_guided=spec, identity_logit=-30.0, head_init_std=0.0,
-               blend_max_change=0.01)
+    off = UNet(
+        width=8,
+        depth=1,
+        blend_levels=1,
+        blend_guided=spec,
+        identity_logit=-30.0,
+        head_init_std=0.0,
+        blend_max_change=0.01,
+    )
     with torch.no_grad():
         off.head.bias[4] = -30.0  # the smooth copy's logit (after the 3 colour channels and the identity's)
     x = torch.rand(1, 3, 24, 24)

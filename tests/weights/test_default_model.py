@@ -41,8 +41,9 @@ def test_default_model_removes_banding_from_smooth_images() -> None:
     the output rounded to 8 bits without dither removes at least 60 % of the banding above the clean floor
     (8-bit clean gradients score about 14 themselves). Dither would hide bands from CAMBI, so none here."""
     d = Debander.from_checkpoint("default", device="cpu", dtype="float32")
-    clean = torch.stack([torch.from_numpy(s.to_float()[:192, :192].copy()).permute(2, 0, 1)
-                         for s in smooth_images(4, seed=12345)])
+    clean = torch.stack(
+        [torch.from_numpy(s.to_float()[:192, :192].copy()).permute(2, 0, 1) for s in smooth_images(4, seed=12345)]
+    )
     floor = _cambi5(round_8bit(clean))
     for banded in (quantize(clean, 5), quantize_ycbcr(clean, 6, 5)):
         out = d.deband_batch(banded)
