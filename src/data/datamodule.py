@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 from src.data.datasets import FixedBandingDataset, FullFrames, PairedDataset, SyntheticBandingDataset
 from src.data.degradations import Degradation, StreamConfig
 from src.data.pairs import Pair, pairs_from_csv, pairs_from_folders
+from src.data.resumable import ResumableLoader
 from src.data.sources import (
     Source,
     embedded_default,
@@ -73,8 +74,9 @@ def _full_frame_spec(spec: Any) -> dict[str, Any] | None:
         raise ConfigError(f"data.full_frame must be a mapping or null, got {spec!r}")
     unknown = set(spec) - set(_FULL_FRAME_DEFAULTS)
     if unknown:
-        raise ConfigError(f"unknown key(s) {sorted(unknown)} in data.full_frame; "
-                          f"allowed: {sorted(_FULL_FRAME_DEFAULTS)}")
+        raise ConfigError(
+            f"unknown key(s) {sorted(unknown)} in data.full_frame; allowed: {sorted(_FULL_FRAME_DEFAULTS)}"
+        )
     out = {**_FULL_FRAME_DEFAULTS, **spec}
     out["fraction"] = _number("full_frame.fraction", out["fraction"], 0.0, 1.0)
     out["dark_p"] = _number("full_frame.dark_p", out["dark_p"], 0.0, 1.0)
@@ -210,11 +212,22 @@ class BandingDataModule(L.LightningDataModule):
             spec = self.full_frame
             images = [s for s in train if not s.smooth]
             images += smooth_images(spec["smooth_images"], self.seed + 1, size=(1080, 1920))
-            full = FullFrames(images, self.degradation.stream or StreamConfig(), spec["variants"],
-                              spec["short_side"], spec["dark_p"], self.seed)
+            full = FullFrames(
+                images,
+                self.degradation.stream or StreamConfig(),
+                spec["variants"],
+                spec["short_side"],
+                spec["dark_p"],
+                self.seed,
+            )
         self.train_dataset = SyntheticBandingDataset(
-            train, self.patch_size, self.samples_per_epoch, self.degradation, self.smooth_fraction,
-            full_frames=full, full_frame_fraction=self.full_frame["fraction"] if full else 0.0,
+            train,
+            self.patch_size,
+            self.samples_per_epoch,
+            self.degradation,
+            self.smooth_fraction,
+            full_frames=full,
+            full_frame_fraction=self.full_frame["fraction"] if full else 0.0,
         )
         self.val_dataset = (
             FixedBandingDataset(
@@ -230,9 +243,7 @@ class BandingDataModule(L.LightningDataModule):
         train = [p for p in pairs if p[0] not in held_out]
         val = [p for p in pairs if p[0] in held_out]
         if not val and self.val_fraction > 0:
-            warnings.warn(
-                "only 1 pair available: validating on the training pair (no held-out split)", stacklevel=2
-            )
+            warnings.warn("only 1 pair available: validating on the training pair (no held-out split)", stacklevel=2)
             val = train
         self.train_dataset = PairedDataset(train, self.patch_size, train=True, samples_per_epoch=self.samples_per_epoch)
         self.val_dataset = PairedDataset(val, self.val_patch_size, train=False) if val else None
@@ -266,7 +277,16 @@ class BandingDataModule(L.LightningDataModule):
         self.setup("fit")
         ds = self.train_dataset
         # Shuffling only matters for paired data (index -> pair); drop_last keeps batch sizes equal.
-        return self._loader(ds, self.batch_size, shuffle=True, drop_last=len(ds) >= self.batch_size)
+        # Its position in the epoch goes into checkpoints, so a mid-epoch resume continues the epoch.
+        return ResumableLoader(
+            ds,
+            self.batch_size,
+            shuffle=True,
+            drop_last=len(ds) >= self.batch_size,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.persistent_workers,
+        )
 
     def val_dataloader(self) -> DataLoader | list:
         self.setup("validate")
