@@ -148,9 +148,9 @@ def run_bound(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from src.benchmark_quality import DEFAULT_IMAGES, evaluate, load_images
-    from src.inference.atomic import atomic_output
     from src.inference.debander import Debander
     from src.inference.device import auto_threads
+    from src.utils.atomic import atomic_output
 
     iters = _iters(args.iters)
     if args.size < 16:

@@ -831,7 +831,7 @@ def _figures_dir(args: argparse.Namespace) -> Path:
 
 def _write_report(report: str, args: argparse.Namespace, panels: PanelCrops, console: Console) -> None:
     """Print the report, write it atomically to ``--out``, and the crop panels under ``--figures``."""
-    from src.inference.atomic import atomic_output
+    from src.utils.atomic import atomic_output
 
     print(report)
     with atomic_output(args.out) as tmp:

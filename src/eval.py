@@ -16,8 +16,6 @@ from __future__ import annotations
 import csv
 import logging
 import math
-import os
-import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -31,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.metrics.collection import METRICS, NO_REFERENCE, make_metric, update_metric
 from src.models.indi_module import INDIModule, load_checkpoint  # noqa: F401 (load_checkpoint re-exported)
+from src.utils.atomic import atomic_output, atomic_write_text
 from src.utils.errors import ConfigError, DataError
 from src.utils.hydra_utils import finish_wandb, instantiate_dict, one_line_errors, print_config_tree
 
@@ -104,22 +103,13 @@ def timed_restore(module: INDIModule, banded: torch.Tensor, steps: int) -> tuple
 
 
 # ---------------------------------------------------------------------------------------------- writing
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def write_tables(rows: list[dict[str, Any]], out_dir: Path) -> str:
     """Write ``results.csv`` and ``results.md``; returns the markdown table."""
     cols = ["steps", *[c for c in rows[0] if c != "steps"]]
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".results.csv.")
-    with os.fdopen(fd, "w", newline="") as f:
+    with atomic_output(out_dir / "results.csv") as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=cols)
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, out_dir / "results.csv")
 
     def fmt(v: Any) -> str:
         if isinstance(v, float):
@@ -129,7 +119,7 @@ def write_tables(rows: list[dict[str, Any]], out_dir: Path) -> str:
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(fmt(r[c]) for c in cols) + " |" for r in rows]
     md = "\n".join(lines) + "\n"
-    _atomic_write_text(out_dir / "results.md", md)
+    atomic_write_text(out_dir / "results.md", md)
     return md
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from src.inference.atomic import atomic_output
 from src.inference.weights import LoadedWeights, export_payload, load_weights
+from src.utils.atomic import atomic_output
 from src.utils.errors import ConfigError, DataError, DebandError
 
 __all__ = ["export_torch", "export_onnx", "main"]

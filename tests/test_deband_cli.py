@@ -199,7 +199,7 @@ def test_read_only_output_folder(run, tmp_path: Path, monkeypatch: pytest.Monkey
     ro.mkdir()
     ro.chmod(0o555)
     if os.geteuid() == 0:  # root may write anywhere: make the folder look read-only to the permission check
-        import src.inference.atomic as atomic
+        import src.utils.atomic as atomic
 
         real_access = os.access
         monkeypatch.setattr(atomic.os, "access", lambda p, mode: False if Path(p) == ro else real_access(p, mode))

@@ -11,13 +11,13 @@ from __future__ import annotations
 import io
 import os
 import struct
-import tempfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from src.utils.atomic import atomic_output
 from src.utils.errors import ConfigError, DataError
 
 __all__ = ["IMAGE_EXTENSIONS", "read_image", "to_rgb", "write_image", "apply_exif_orientation"]
@@ -117,24 +117,12 @@ def write_image(path: str | os.PathLike, arr: np.ndarray, bit_depth: int = 8) ->
         raise DataError(f"cannot write image '{p}': expected (H, W, C) with C in 1, 3, 4, got {a.shape}")
     q = _quantize(a, bit_depth)
 
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if bit_depth == 8:
-                mode = {1: "L", 3: "RGB", 4: "RGBA"}[q.shape[2]]
-                Image.fromarray(q[:, :, 0] if mode == "L" else q, mode=mode).save(f, format="PNG")
-            else:
-                f.write(_encode_png16(q))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_output(p) as tmp, open(tmp, "wb") as f:
+        if bit_depth == 8:
+            mode = {1: "L", 3: "RGB", 4: "RGBA"}[q.shape[2]]
+            Image.fromarray(q[:, :, 0] if mode == "L" else q, mode=mode).save(f, format="PNG")
+        else:
+            f.write(_encode_png16(q))
     return p
 
 

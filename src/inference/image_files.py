@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from src.data.image_io import IMAGE_EXTENSIONS, _encode_png16, read_image
-from src.inference.atomic import atomic_output
+from src.utils.atomic import atomic_output
 from src.utils.errors import DataError
 
 __all__ = ["IMAGE_EXTENSIONS", "ImageFile", "read_image_file", "write_image_file", "supports_16bit", "FORMAT_BY_SUFFIX"]

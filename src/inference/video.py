@@ -22,9 +22,9 @@ import av
 import numpy as np
 import torch
 
-from src.inference.atomic import atomic_output
 from src.inference.debander import Debander
 from src.inference.yuv import frame_to_rgb, is_full_range, matrix_for, rgb_to_frame
+from src.utils.atomic import atomic_output
 from src.utils.errors import ConfigError, DataError
 
 __all__ = ["VIDEO_EXTENSIONS", "VIDEO_CODECS", "VideoOptions", "frames_per_batch", "deband_video"]

@@ -8,6 +8,8 @@ from typing import Any
 
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from src.utils.atomic import atomic_output
+
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """A run killed while saving keeps its previous ``last.ckpt`` intact (os.replace is atomic on POSIX)."""
@@ -15,12 +17,5 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any | None = None
     ) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
+        with atomic_output(Path(path)) as tmp:
             super().save_checkpoint(checkpoint, tmp, storage_options)
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+
+from src.utils.atomic import atomic_output
 
 
 def make_grid(rows: torch.Tensor, pad: int = 2) -> torch.Tensor:
@@ -31,15 +31,8 @@ def to_uint8(img: torch.Tensor) -> np.ndarray:
 def save_png(img: torch.Tensor, path: str | Path) -> Path:
     """Write ``(C, H, W)`` in [0, 1] as an 8-bit PNG, atomically (temp file + rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent, prefix=f".{path.stem}.")
-    os.close(fd)
-    try:
+    with atomic_output(path) as tmp:
         Image.fromarray(to_uint8(img)).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

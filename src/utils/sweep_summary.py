@@ -12,12 +12,13 @@ import json
 import logging
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
+
+from src.utils.atomic import atomic_output, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +45,7 @@ def write_job_metrics(
     """Save one job's result for the sweep summary (atomic write)."""
     path = Path(out_dir) / METRICS_FILE
     payload = {"overrides": overrides, "metrics": metrics, "optimized_metric": optimized_metric, "mode": mode}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".metrics.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=1)
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, json.dumps(payload, indent=1))
 
 
 def summarize(sweep_dir: str | os.PathLike) -> list[dict[str, Any]]:
@@ -83,12 +80,10 @@ def summarize(sweep_dir: str | os.PathLike) -> list[dict[str, Any]]:
         c for c in ([metric] if metric else []) + list(SHOWN) if c and any(c in r for r in rows)
     ]
     cols = list(dict.fromkeys(cols))
-    fd, tmp = tempfile.mkstemp(dir=sweep, prefix=".summary.csv.")
-    with os.fdopen(fd, "w", newline="") as f:
+    with atomic_output(sweep / "summary.csv") as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, sweep / "summary.csv")
 
     def fmt(v: Any) -> str:
         return f"{v:.4f}" if isinstance(v, float) else str(v)
@@ -102,10 +97,7 @@ def summarize(sweep_dir: str | os.PathLike) -> list[dict[str, Any]]:
     ]
     lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
     md = "\n".join(lines) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=sweep, prefix=".summary.md.")
-    with os.fdopen(fd, "w") as f:
-        f.write(md)
-    os.replace(tmp, sweep / "summary.md")
+    atomic_write_text(sweep / "summary.md", md)
     print(md, flush=True)
     return rows
 

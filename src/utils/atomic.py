@@ -15,7 +15,7 @@ from pathlib import Path
 
 from src.utils.errors import DataError
 
-__all__ = ["atomic_output", "ensure_writable_dir"]
+__all__ = ["atomic_output", "atomic_write_text", "ensure_writable_dir"]
 
 
 def ensure_writable_dir(folder: Path) -> None:
@@ -54,6 +54,14 @@ def atomic_output(path: Path) -> Iterator[Path]:
     except BaseException:
         _unlink(tmp)
         raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` through :func:`atomic_output`; returns the path."""
+    path = Path(path)
+    with atomic_output(path) as tmp:
+        tmp.write_text(text)
+    return path
 
 
 def _umask() -> int:
