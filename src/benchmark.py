@@ -151,9 +151,9 @@ def _run_speed(args: argparse.Namespace) -> int:
     sizes = _parse_list(args.sizes, str, "sizes")
     for s in sizes:
         _size(s)
-    from src.inference.device import auto_threads
+    from src.utils.threads import set_torch_threads
 
-    torch.set_num_threads(args.threads or auto_threads())
+    set_torch_threads(args.threads)
     console = Console(file=sys.stderr)
     debander = Debander.from_checkpoint(args.checkpoint, device=args.device, dtype=args.dtype, compile=args.compile)
     console.print(debander.describe())

@@ -143,14 +143,13 @@ def add_bound_args(p: argparse.ArgumentParser) -> None:
 
 def run_bound(args: argparse.Namespace) -> int:
     """The ``bound`` subcommand: evaluate, print the tables, write ``--out`` atomically."""
-    import torch
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from src.benchmark_quality import DEFAULT_IMAGES, evaluate, load_images
     from src.inference.debander import Debander
-    from src.inference.device import auto_threads
     from src.utils.atomic import atomic_output
+    from src.utils.threads import set_torch_threads
 
     iters = _iters(args.iters)
     if args.size < 16:
@@ -160,7 +159,7 @@ def run_bound(args: argparse.Namespace) -> int:
     folder = args.images or DEFAULT_IMAGES
     if not folder.is_dir():
         raise DataError(f"no test photos at '{folder}': run `python -m src.data.fetch` first (or pass --images)")
-    torch.set_num_threads(args.threads or auto_threads())
+    set_torch_threads(args.threads)
     console = Console(file=sys.stderr)
     images = load_images(folder, args.size, args.limit)
     header = [

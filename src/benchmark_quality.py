@@ -885,7 +885,7 @@ def run_quality(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from src.inference.device import auto_threads
+    from src.utils.threads import set_torch_threads
 
     _check_args(args)
     console = Console(file=sys.stderr)
@@ -905,7 +905,7 @@ def run_quality(args: argparse.Namespace) -> int:
             raise DataError(
                 f"no test photos at '{folder}': run `python -m src.data.fetch` first (or pass --images FOLDER)"
             )
-    torch.set_num_threads(args.threads or auto_threads())
+    set_torch_threads(args.threads)
     notes: list[str] = []
     described: list[str] = []
     checkpoint = None if str(args.checkpoint).lower() == "none" else args.checkpoint

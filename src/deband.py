@@ -361,12 +361,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     try:
-        import torch
-
         from src.inference.debander import Debander
-        from src.inference.device import auto_threads
+        from src.utils.threads import set_torch_threads
 
-        torch.set_num_threads(args.threads or auto_threads())
+        set_torch_threads(args.threads)
         debander = Debander.from_checkpoint(args.checkpoint, device=args.device, dtype=args.dtype, compile=args.compile)
     except KeyboardInterrupt:
         _say("error: interrupted")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from src.benchmark import main
-from src.data.torch_threads import one_torch_thread
+from src.utils.threads import one_torch_thread
 from tests.inference.fixtures import save_tiny_checkpoint
 from tests.test_benchmark_quality import _gradients, _tables
 

@@ -14,8 +14,8 @@ from PIL import Image
 from src import benchmark_quality as bq
 from src.benchmark import main
 from src.data.degradations import quantize_ycbcr
-from src.data.torch_threads import one_torch_thread
 from src.utils.errors import DataError
+from src.utils.threads import one_torch_thread
 from tests.inference.fixtures import save_tiny_checkpoint
 
 DEGRADATIONS = ("ycbcr_6_5", "rgb_jpeg", "h264", "stream_1080p")

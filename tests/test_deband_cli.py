@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(autouse=True)
 def _one_torch_thread():
     """Tiny images: one thread avoids multi-thread stalls on a busy machine (see tests/inference/conftest.py)."""
-    from src.data.torch_threads import one_torch_thread
+    from src.utils.threads import one_torch_thread
 
     with one_torch_thread():
         yield

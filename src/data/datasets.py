@@ -24,8 +24,8 @@ from src.data.degradations import Degradation, StreamConfig, stream_roundtrip
 from src.data.image_io import read_image, to_rgb
 from src.data.pairs import Pair
 from src.data.sources import Source, _from_float, _resize, ensure_min_size
-from src.data.torch_threads import one_torch_thread
 from src.utils.errors import ConfigError, DataError
+from src.utils.threads import one_torch_thread
 
 __all__ = ["SyntheticBandingDataset", "FixedBandingDataset", "PairedDataset", "FullFrames", "Sample"]
 

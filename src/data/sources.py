@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from src.data.image_io import IMAGE_EXTENSIONS, read_image, to_rgb
-from src.data.torch_threads import one_torch_thread
 from src.utils.errors import ConfigError, DataError
+from src.utils.threads import one_torch_thread
 
 __all__ = [
     "Source",

@@ -14,12 +14,12 @@ from typing import Any
 
 import torch
 
-from src.data.torch_threads import one_torch_thread
 from src.inference.convert import finish, prepare
 from src.inference.device import pick_device, pick_dtype
 from src.inference.tiling import run_tiled
 from src.inference.weights import LoadedWeights, load_weights
 from src.utils.errors import ConfigError
+from src.utils.threads import one_torch_thread
 
 __all__ = ["Debander", "AUTO_TILE", "AUTO_TILE_PIXELS"]
 

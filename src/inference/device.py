@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-
 import torch
 
 from src.utils.errors import ConfigError
 
-__all__ = ["DTYPES", "pick_device", "pick_dtype", "cpu_has_native_bf16", "auto_threads"]
+__all__ = ["DTYPES", "pick_device", "pick_dtype", "cpu_has_native_bf16"]
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
@@ -66,25 +64,3 @@ def pick_dtype(name: str | torch.dtype | None, device: torch.device) -> torch.dt
     if name not in DTYPES:
         raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}; got {name!r}")
     return DTYPES[name]
-
-
-def auto_threads(sample_s: float = 0.1) -> int:
-    """Torch CPU threads for this run: the cores not busy right now, at least 1.
-
-    Busy cores are read from the CPU use of the whole machine over ``sample_s`` seconds (this process sleeps
-    meanwhile), not from the 1-minute load average, which still counts a previous run for a minute after it
-    ended: `deband` called once per file in a shell loop would otherwise drop to 1 thread from the second
-    file on, at half the speed. Cores that other processes keep busy are left to them: an intra-op thread
-    that gets descheduled stalls the whole operation (measured on a 2-core machine at load ~3, a 96 x 256
-    image took 3 s with 2 threads and 0.1 s with 1, and a 720p step 0.92 s with 2 threads and 0.65 s with 1).
-    """
-    import psutil
-
-    per_cpu = psutil.cpu_percent(interval=sample_s, percpu=True)
-    try:
-        mine = sorted(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        mine = list(range(len(per_cpu)))
-    cores = len(mine)
-    busy = sum(per_cpu[i] for i in mine if i < len(per_cpu)) / 100.0
-    return max(1, min(torch.get_num_threads(), cores, int(cores - busy + 0.5)))

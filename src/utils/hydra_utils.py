@@ -12,6 +12,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from src.utils.errors import DebandError
+from src.utils.threads import threads_per_job
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,6 @@ def run_context() -> dict[str, Any]:
 
     Under the joblib launcher, jobs x threads must not exceed the cores, or every job crawls.
     """
-    import os
     from pathlib import Path
 
     from hydra.core.hydra_config import HydraConfig
@@ -89,10 +89,7 @@ def run_context() -> dict[str, Any]:
         ctx["sweep"] = Path(hc.sweep.dir).name
         launcher = hc.get("launcher") or {}
         if "joblib" in str(launcher.get("_target_", "")).lower():
-            cores = os.cpu_count() or 1
-            n_jobs = int(launcher.get("n_jobs", -1) or -1)
-            n_jobs = cores if n_jobs <= 0 else min(n_jobs, cores)
-            ctx["threads"] = max(1, cores // n_jobs)
+            ctx["threads"] = threads_per_job(int(launcher.get("n_jobs", -1) or -1))
     return ctx
 
 

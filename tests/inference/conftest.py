@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from src.data.torch_threads import one_torch_thread
+from src.utils.threads import one_torch_thread
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,6 @@ import math
 import pytest
 import torch
 
-from src.data.torch_threads import one_torch_thread
 from src.metrics.banding import (
     ChromaCAMBI,
     FlatNoise,
@@ -20,6 +19,7 @@ from src.metrics.banding import (
 )
 from src.metrics.cambi import CAMBI, cambi_rgb
 from src.metrics.collection import CLEAN, METRICS, NO_REFERENCE, restoration_metrics, update_metrics
+from src.utils.threads import one_torch_thread
 
 H, W = 240, 320
 

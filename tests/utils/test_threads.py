@@ -1,4 +1,4 @@
-"""auto_threads: the cores other processes are not using right now."""
+"""Thread policy: auto_threads (the cores other processes are not using right now), per-job threads."""
 
 import os
 
@@ -6,7 +6,7 @@ import psutil
 import pytest
 import torch
 
-from src.inference.device import auto_threads
+from src.utils.threads import auto_threads, set_torch_threads, threads_per_job
 
 
 @pytest.fixture
@@ -52,3 +52,19 @@ def test_auto_threads_never_exceeds_torch_threads(monkeypatch, my_cpus):
 def test_auto_threads_on_this_machine_is_in_range():
     n = auto_threads(sample_s=0.05)
     assert 1 <= n <= min(torch.get_num_threads(), len(os.sched_getaffinity(0)))
+
+
+@pytest.mark.parametrize("n_jobs,cores,expected", [(-1, 4, 1), (2, 4, 2), (3, 4, 1), (8, 4, 1), (1, 2, 2)])
+def test_threads_per_job_keeps_jobs_times_threads_within_the_cores(monkeypatch, n_jobs, cores, expected):
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    assert threads_per_job(n_jobs) == expected
+
+
+def test_set_torch_threads_explicit_or_automatic(monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        assert set_torch_threads(1) == 1 and torch.get_num_threads() == 1
+        monkeypatch.setattr("src.utils.threads.auto_threads", lambda: 1)
+        assert set_torch_threads(None) == 1
+    finally:
+        torch.set_num_threads(before)

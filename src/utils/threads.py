@@ -1,0 +1,67 @@
+"""CPU thread policy: how many torch threads a run uses, and single-threaded sections for small work."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psutil
+import torch
+
+__all__ = ["auto_threads", "one_torch_thread", "set_torch_threads", "threads_per_job"]
+
+
+def set_torch_threads(n: int | None = None) -> int:
+    """Set torch's intra-op threads to ``n``, or to :func:`auto_threads` when ``n`` is None or 0; returns it."""
+    n = int(n) if n else auto_threads()
+    torch.set_num_threads(n)
+    return n
+
+
+def threads_per_job(n_jobs: int) -> int:
+    """Threads for each of ``n_jobs`` parallel jobs (<= 0: one per core), so jobs x threads <= cores."""
+    cores = os.cpu_count() or 1
+    n_jobs = cores if n_jobs <= 0 else min(n_jobs, cores)
+    return max(1, cores // n_jobs)
+
+
+def auto_threads(sample_s: float = 0.1) -> int:
+    """Torch CPU threads for this run: the cores not busy right now, at least 1.
+
+    Busy cores are read from the CPU use of the whole machine over ``sample_s`` seconds (this process sleeps
+    meanwhile), not from the 1-minute load average, which still counts a previous run for a minute after it
+    ended: `deband` called once per file in a shell loop would otherwise drop to 1 thread from the second
+    file on, at half the speed. Cores that other processes keep busy are left to them: an intra-op thread
+    that gets descheduled stalls the whole operation (measured on a 2-core machine at load ~3, a 96 x 256
+    image took 3 s with 2 threads and 0.1 s with 1, and a 720p step 0.92 s with 2 threads and 0.65 s with 1).
+    """
+    per_cpu = psutil.cpu_percent(interval=sample_s, percpu=True)
+    try:
+        mine = sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        mine = list(range(len(per_cpu)))
+    cores = len(mine)
+    busy = sum(per_cpu[i] for i in mine if i < len(per_cpu)) / 100.0
+    return max(1, min(torch.get_num_threads(), cores, int(cores - busy + 0.5)))
+
+
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Temporarily set ``torch.set_num_threads(1)`` (restored on exit; switching costs < 1 us).
+
+    Data items are small, so extra intra-op threads buy nothing. On a 2-core machine where another
+    process is busy, a multi-threaded ``clamp``/``round``/``interpolate`` of a single patch stalls
+    for ~10 ms waiting for a descheduled thread (measured: 16 validation items took 0.64 s with 2
+    threads vs 0.02 s with 1). DataLoader workers already use one thread; this covers
+    ``num_workers=0`` and setup. Call it from the main thread only (the setting is process-wide).
+    """
+    n = torch.get_num_threads()
+    if n == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
