@@ -25,7 +25,7 @@ a ``published-*`` file beside a frame (``--published-pattern``) adds a ``publish
 
 Figures (``--figures DIR``): for each ``stream_1080p`` image and each no-reference frame, contrast-stretched
 crops of the input, each model's output, the published model's and the clean image where there is one, around
-the input's most banded window (:func:`~src.utils.panels.save_panels`).
+the input's most banded window (:func:`~src.metrics.panels.save_panels`).
 
 The speed column is seconds per 1920x1080 frame at the method's steps on the machine that runs it: with
 ``--speed measure`` (default) one 1080p frame is timed after a warm-up; with ``--speed extrapolate`` it is
@@ -270,11 +270,11 @@ def _filter_method(name: str) -> Method:
 
 def dither_8bit(x: torch.Tensor) -> torch.Tensor:
     """``(B, 3, H, W)`` in [0, 1] -> the same rounded to 8 bits with blue-noise dither, as ``deband`` writes
-    8-bit files by default (:mod:`src.inference.dither`), back as floats."""
+    8-bit files by default (:mod:`src.colour.dither`), back as floats."""
     import numpy as np
     import torch
 
-    from src.inference.dither import quantize
+    from src.colour.dither import quantize
 
     arr = x.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
     q = np.stack([quantize(a, 8, "blue-noise") for a in arr]).astype(np.float32) / 255.0
@@ -415,7 +415,7 @@ class PanelCrops:
 
     def start(self, key: str, banded: torch.Tensor, clean: torch.Tensor | None = None) -> None:
         """A new scene ``key`` (a file name stem): ``banded`` and ``clean`` ``(3, H, W)``."""
-        from src.utils.panels import cambi_heatmap, most_banded_window
+        from src.metrics.panels import cambi_heatmap, most_banded_window
 
         window = most_banded_window(cambi_heatmap(banded, max_log_contrast=5), self.size)
         self.scenes.append({"key": key, "window": window, "panels": [], "clean": None})
@@ -424,7 +424,7 @@ class PanelCrops:
             self.scenes[-1]["clean"] = self._crop(clean)
 
     def _crop(self, img: torch.Tensor) -> torch.Tensor:
-        from src.utils.panels import crop_window
+        from src.metrics.panels import crop_window
 
         return crop_window(img.detach().float().cpu(), self.scenes[-1]["window"], self.size).clone()
 
@@ -434,7 +434,7 @@ class PanelCrops:
 
     def save(self, folder: Path) -> list[Path]:
         """One PNG per scene under ``folder``, stretched to the clean crop's range (the input's without one)."""
-        from src.utils.panels import save_panels
+        from src.metrics.panels import save_panels
 
         paths = []
         for sc in self.scenes:

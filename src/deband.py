@@ -56,7 +56,7 @@ class Job:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from src.inference.dither import DITHER_KINDS
+    from src.colour.dither import DITHER_KINDS
     from src.inference.video import VIDEO_CODECS
 
     p = argparse.ArgumentParser(
@@ -267,7 +267,7 @@ def _check_destination(job: Job, overwrite: bool) -> None:
 
 # ----------------------------------------------------------------------------------------------------- running
 def _run_image(debander, job: Job, args: argparse.Namespace) -> str:  # noqa: ANN001 - Debander (lazy import)
-    from src.inference.dither import quantize
+    from src.colour.dither import quantize
     from src.inference.image_files import read_image_file, supports_16bit, write_image_file
 
     img = read_image_file(job.src)

@@ -28,13 +28,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from src.metrics.collection import METRICS, NO_REFERENCE, make_metric, update_metric
+
+# the crop figures live in src.metrics.panels (the benchmark draws them too); imported here for callers of src.eval
+from src.metrics.panels import cambi_heatmap, most_banded_window, save_crop_panel, stretch  # noqa: F401
 from src.models.indi_module import INDIModule, load_checkpoint  # noqa: F401 (load_checkpoint re-exported)
 from src.utils.atomic import atomic_output, atomic_write_text
 from src.utils.errors import ConfigError, DataError
 from src.utils.hydra_utils import finish_wandb, instantiate_dict, one_line_errors, print_config_tree
-
-# the crop figures live in src.utils.panels (the benchmark draws them too); imported here for callers of src.eval
-from src.utils.panels import cambi_heatmap, most_banded_window, save_crop_panel, stretch  # noqa: F401
 
 log = logging.getLogger(__name__)
 

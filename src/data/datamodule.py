@@ -26,8 +26,8 @@ from src.data.sources import (
     split_by_photo,
     val_names,
 )
+from src.utils.config import to_plain
 from src.utils.errors import ConfigError
-from src.utils.hydra_utils import to_plain
 
 __all__ = ["BandingDataModule"]
 

@@ -22,8 +22,8 @@ import torch
 from kornia.color import rgb_to_ycbcr, ycbcr_to_rgb
 from PIL import Image
 
+from src.utils.config import to_plain
 from src.utils.errors import ConfigError, DataError
-from src.utils.hydra_utils import to_plain
 
 __all__ = [
     "quantize",
@@ -141,7 +141,7 @@ def h264_roundtrip(x: torch.Tensor, crf: int = 35, preset: str = "medium") -> to
     replicate) to the even size 4:2:0 needs and cropped back."""
     import av
 
-    from src.inference.yuv import frame_to_rgb, matrix_for, rgb_to_frame
+    from src.colour.yuv import frame_to_rgb, matrix_for, rgb_to_frame
 
     if "libx264" not in av.codecs_available:
         raise DataError("the h264 degradation needs PyAV built with libx264 (pip install av: the wheels have it)")
@@ -150,7 +150,7 @@ def h264_roundtrip(x: torch.Tensor, crf: int = 35, preset: str = "medium") -> to
     if h % 2 or w % 2:
         xp = torch.nn.functional.pad(xp[None], (0, w % 2, 0, h % 2), mode="replicate")[0]
     hp, wp = xp.shape[-2:]
-    # the Y'CbCr conversion is deband's own (src.inference.yuv), not swscale's: swscale's yuv420p -> rgb24
+    # the Y'CbCr conversion is deband's own (src.colour.yuv), not swscale's: swscale's yuv420p -> rgb24
     # reads 1 to 1.5 codes dark (mean luma -0.003 to -0.005 on photos, even at CRF 0), a bias that is not
     # banding and that deband's video path, which reads the planes itself, never sees
     matrix = matrix_for(2, hp)  # what an untagged stream decodes as (BT.601 below 720 lines), limited range
@@ -238,7 +238,7 @@ def stream_roundtrip(
     as the smooth area, with chroma blotches twice as coarse: the banding of real streamed frames.
     Odd sizes are padded (edge replicate) and cropped back.
     """
-    from src.inference.yuv import frame_to_rgb
+    from src.colour.yuv import frame_to_rgb
 
     _check_int_in("luma_bits", luma_bits, 1, 8)
     _check_int_in("chroma_bits", chroma_bits, 1, 8)

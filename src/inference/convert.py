@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from src.inference.dither import quantize
+from src.colour.dither import quantize
 from src.utils.errors import DataError
 
 __all__ = ["Prepared", "prepare", "finish"]

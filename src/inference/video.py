@@ -22,8 +22,8 @@ import av
 import numpy as np
 import torch
 
+from src.colour.yuv import frame_to_rgb, is_full_range, matrix_for, rgb_to_frame
 from src.inference.debander import Debander
-from src.inference.yuv import frame_to_rgb, is_full_range, matrix_for, rgb_to_frame
 from src.utils.atomic import atomic_output
 from src.utils.errors import ConfigError, DataError
 

@@ -18,8 +18,8 @@ from src.metrics.collection import CLEAN, restoration_metrics, update_metrics
 from src.models.ema import EMA
 from src.models.indi import INDISchedule
 from src.models.unet import count_parameters, macs_per_pixel
+from src.utils.config import to_plain
 from src.utils.errors import ConfigError, DataError
-from src.utils.hydra_utils import to_plain
 from src.utils.images import log_image_grid, make_grid
 
 log = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ from torch import nn
 
 from src.models.guided import guided_filter, guided_scale, luma
 from src.models.pyramid import range_pyramid, smooth_pyramid
+from src.utils.config import to_plain
 from src.utils.errors import ConfigError
-from src.utils.hydra_utils import to_plain
 
 
 class Sin(nn.Module):

@@ -17,15 +17,6 @@ from src.utils.threads import threads_per_job
 log = logging.getLogger(__name__)
 
 
-def to_plain(value: Any) -> Any:
-    """DictConfig/ListConfig -> plain (resolved) containers, so values pickle and compare as dicts; else as is."""
-    from omegaconf import ListConfig
-
-    if isinstance(value, (DictConfig, ListConfig)):
-        return OmegaConf.to_container(value, resolve=True)
-    return value
-
-
 def instantiate_dict(cfg: DictConfig | None, kind: str) -> list[Any]:
     """Instantiate every entry with a ``_target_`` in a config group such as ``callbacks`` or ``logger``."""
     objs: list[Any] = []

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from av.video.frame import VideoFrame
 
-from src.inference.yuv import frame_to_rgb, matrix_name, rgb_to_frame
+from src.colour.yuv import frame_to_rgb, matrix_name, rgb_to_frame
 
 
 @pytest.mark.parametrize("bits,matrix,full", [(8, "bt709", False), (10, "bt601", False), (8, "bt2020", True)])
@@ -31,7 +31,7 @@ def test_unspecified_matrix_follows_height() -> None:
 
 @pytest.mark.parametrize("full", [False, True])
 def test_dither_leaves_black_white_and_neutral_chroma_exact(full: bool) -> None:
-    from src.inference.yuv import _read_plane
+    from src.colour.yuv import _read_plane
 
     # black and white bars around a mid-grey ramp: only the ramp's luma may carry dither noise
     rgb = np.zeros((32, 96, 3), dtype=np.float32)

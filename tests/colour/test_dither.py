@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from src.inference.dither import blue_noise_mask, quantize
+from src.colour.dither import blue_noise_mask, quantize
 
 
 def test_blue_noise_mask_is_a_permutation_with_little_low_frequency_energy() -> None:

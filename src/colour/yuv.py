@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from av.video.frame import VideoFrame
 
-from src.inference.dither import quantize
+from src.colour.dither import quantize
 
 __all__ = ["frame_to_rgb", "rgb_to_frame", "matrix_name", "matrix_for", "is_full_range"]
 
