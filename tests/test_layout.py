@@ -18,7 +18,7 @@ LAYERS = {
     "baselines": 1,
     "inference": 2,
 }
-ENTRY = 3  # train, eval, deband, export, benchmark*: top-level modules
+ENTRY = 3  # train, eval, deband, export and the bench package
 SIDEWAYS = {("models", "metrics")}  # the LightningModule logs metrics; metrics never import models
 
 
@@ -43,14 +43,14 @@ def _imports() -> set[tuple[str, str, str]]:
 
 def test_every_package_has_a_layer():
     packages = {p.name for p in SRC.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
-    assert packages <= set(LAYERS), f"give these packages a layer: {packages - set(LAYERS)}"
+    assert packages <= set(LAYERS) | {"bench"}, f"give these packages a layer: {packages - set(LAYERS)}"
 
 
 def test_imports_only_run_downward():
     upward = []
     for src, dst, file in sorted(_imports()):
         lo, hi = LAYERS.get(src, ENTRY), LAYERS.get(dst, ENTRY)
-        if lo == ENTRY:  # entry points may use anything, each other included (benchmark -> its parts)
+        if lo == ENTRY:  # entry points may use anything, each other included
             continue
         if hi > lo or (hi == lo and (src, dst) not in SIDEWAYS):
             upward.append(f"{file}: {src} -> {dst}")

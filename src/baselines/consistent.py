@@ -4,7 +4,7 @@ Classical dequantization by projection onto convex sets (POCS): alternate one st
 flattens the staircase of a banded ramp) with clipping every value back into its quantization cell, the
 box of values that round to the code the banded image holds. The clean image lies in those boxes, so the
 projection can only bring a channel closer to it. It needs the quantization grid, which a blind tool like
-``deband`` does not have: ``python -m src.benchmark bound`` uses it as a reference for what knowing the grid
+``deband`` does not have: ``python -m src.bench bound`` uses it as a reference for what knowing the grid
 is worth, not as a method users could run on arbitrary banded files.
 """
 

@@ -14,7 +14,7 @@ Dithering adds sub-code noise before rounding so the *average* over a small area
   * *achromatic*: every colour channel gets the same pattern, so the noise lies along the grey axis: the
     luma, where banding is seen (and where CAMBI looks), gets all of it and the colours none. With a
     different pattern per channel a quarter of it would cancel in the luma.
-  Measured on the quality benchmark's held-out photos (`python -m src.benchmark quality`) against one mask
+  Measured on the quality benchmark's held-out photos (`python -m src.bench quality`) against one mask
   shifted per channel: CAMBI (max_log_contrast 5) of the dithered output 0.74 -> 0.04 (YCbCr 6/5), 0.67 -> 0.06
   (RGB 5 + JPEG), 1.17 -> 0.06 (H.264), for 0.02 to 0.08 dB of PSNR. That compares how completely each
   variant breaks CAMBI's equal-neighbour test on the 1-code steps; it is no banding score: banding is scored

@@ -1,6 +1,6 @@
-"""What knowing the quantization grid is worth: ``python -m src.benchmark bound [options]``.
+"""What knowing the quantization grid is worth: ``python -m src.bench bound [options]``.
 
-On the benchmark's held-out crops (as :mod:`src.benchmark_quality` makes them), two pure bit-depth
+On the benchmark's held-out crops (as :mod:`src.bench.quality` makes them), two pure bit-depth
 degradations are restored by non-blind dequantization (:mod:`src.baselines.consistent`: heat diffusion
 projected into each pixel's quantization cell, which needs the exact grid) from the banded input, and from
 the default model's output. The cells are those of the degradation itself:
@@ -29,7 +29,7 @@ from src.utils.errors import ConfigError, DataError
 if TYPE_CHECKING:
     import torch
 
-    from src.benchmark_quality import Method
+    from src.bench.quality import Method
 
 __all__ = ["BoundCase", "make_cases", "build_bound_methods", "render_bound", "add_bound_args", "run_bound"]
 
@@ -74,7 +74,7 @@ def build_bound_methods(
 ) -> list[Method]:
     """Rows for one case: input, consistent smoothing per ``iters``, and (with ``model``) the model and the
     model followed by consistent smoothing per ``iters`` (0 = the model's output projected into the cells)."""
-    from src.benchmark_quality import LastRun, Method
+    from src.bench.quality import LastRun, Method
 
     rows = [Method("input (banded)", lambda x: x, timed=False)]
     rows += [
@@ -146,7 +146,7 @@ def run_bound(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from src.benchmark_quality import DEFAULT_IMAGES, evaluate, load_images
+    from src.bench.quality import DEFAULT_IMAGES, evaluate, load_images
     from src.inference.debander import Debander
     from src.utils.atomic import atomic_output
     from src.utils.threads import set_torch_threads

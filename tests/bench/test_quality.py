@@ -1,4 +1,4 @@
-"""``python -m src.benchmark quality`` on tiny synthetic images with a tiny untrained checkpoint."""
+"""``python -m src.bench quality`` on tiny synthetic images with a tiny untrained checkpoint."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from src import benchmark_quality as bq
-from src.benchmark import main
+from src.bench import quality as bq
+from src.bench.__main__ import main
 from src.data.degradations import quantize_ycbcr
 from src.utils.errors import DataError
 from src.utils.threads import one_torch_thread

@@ -1,9 +1,9 @@
-"""Benchmarks: ``python -m src.benchmark speed|quality|bound ...``.
+"""Benchmarks: ``python -m src.bench speed|quality|bound ...``.
 
 Subcommands are registered in :data:`COMMANDS` (name -> (add_arguments, run)): ``speed`` measures inference
 throughput and memory (``--checkpoint PATH --steps 1,2,4 --sizes 720p,1080p,4k``); ``quality`` scores methods
-on held-out photos per degradation (:mod:`src.benchmark_quality`); ``bound`` scores non-blind dequantization,
-which knows the quantization grid, on the same photos (:mod:`src.benchmark_bound`).
+on held-out photos per degradation (:mod:`src.bench.quality`); ``bound`` scores non-blind dequantization,
+which knows the quantization grid, on the same photos (:mod:`src.bench.bound`).
 """
 
 from __future__ import annotations
@@ -16,11 +16,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from src.benchmark_bound import add_bound_args, run_bound
-from src.benchmark_quality import add_quality_args, run_quality
-from src.utils.errors import ConfigError, DebandError
+from src.utils.errors import ConfigError
 
-__all__ = ["main", "SIZES", "SpeedResult", "measure_speed", "PeakRSS"]
+__all__ = ["SIZES", "SpeedResult", "measure_speed", "PeakRSS", "add_speed_args", "run_speed"]
 
 SIZES = {
     "480p": (480, 854),
@@ -127,7 +125,7 @@ def measure_speed(
     return SpeedResult(size, steps, tile, best, h * w / 1e6, mem.peak / 2**20)
 
 
-def _add_speed_args(p: argparse.ArgumentParser) -> None:
+def add_speed_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default="default", help="weights (.ckpt, .pt, .onnx or 'default')")
     p.add_argument("--steps", default="1,2,4", help="comma-separated step counts (default 1,2,4)")
     p.add_argument("--sizes", default="720p,1080p,4k", help=f"comma-separated: {', '.join(SIZES)} or WxH")
@@ -140,7 +138,7 @@ def _add_speed_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=int, default=1, help="runs per configuration; the fastest is reported")
 
 
-def _run_speed(args: argparse.Namespace) -> int:
+def run_speed(args: argparse.Namespace) -> int:
     import torch
     from rich.console import Console
     from rich.table import Table
@@ -189,36 +187,3 @@ def _run_speed(args: argparse.Namespace) -> int:
         f"(timings are only comparable at low load)"
     )
     return 0
-
-
-#: name -> (add its arguments to a subparser, run it)
-COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
-    "speed": (_add_speed_args, _run_speed),
-    "quality": (add_quality_args, run_quality),
-    "bound": (add_bound_args, run_bound),
-}
-HELP = {
-    "speed": "inference speed (s/frame, MP/s) and peak memory per size and step count",
-    "quality": "PSNR, smooth PSNR, SSIM, banding scores (8-bit output, no dither) and s/1080p frame of each "
-    "method on held-out photos; with --frames, banding scores of banded frames without a reference",
-    "bound": "what knowing the quantization grid is worth: non-blind dequantization on the same photos",
-}
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m src.benchmark", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name, (add_args, _) in COMMANDS.items():
-        add_args(sub.add_parser(name, help=HELP.get(name)))
-    args = parser.parse_args(argv)
-    try:
-        return COMMANDS[args.command][1](args)
-    except DebandError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

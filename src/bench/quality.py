@@ -1,4 +1,4 @@
-"""Quality benchmark on held-out photos: ``python -m src.benchmark quality [options]``.
+"""Quality benchmark on held-out photos: ``python -m src.bench quality [options]``.
 
 Each photo is resized (short side = ``--size``) and centre-cropped to ``size x size``, then degraded
 (:func:`make_degradations`, choose with ``--degradations``): bit-depth reduction in YCbCr (luma 6 / chroma 5
@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING
 
 from src.utils.errors import ConfigError, DataError
 
-if TYPE_CHECKING:  # torch is imported where used, so `python -m src.benchmark --help` stays fast
+if TYPE_CHECKING:  # torch is imported where used, so `python -m src.bench --help` stays fast
     import torch
     from rich.console import Console
     from rich.progress import Progress
@@ -495,7 +495,7 @@ def evaluate(
     for deg in degradations:
         per = {m.name: MethodResult({k: make_metric(k) for k in reference}) for m in methods}
         results[deg.name] = per
-        # BoundCase (src.benchmark_bound) comes here too: it has a name and apply, and no frame or figure
+        # BoundCase (src.bench.bound) comes here too: it has a name and apply, and no frame or figure
         framed = getattr(deg, "frame", None) is not None and frame_images is not None
         imgs = frame_images if framed else images
         for i, (name, clean) in enumerate(imgs):

@@ -1,13 +1,13 @@
-"""``python -m src.benchmark bound`` on tiny synthetic gradients with a tiny untrained checkpoint."""
+"""``python -m src.bench bound`` on tiny synthetic gradients with a tiny untrained checkpoint."""
 
 from __future__ import annotations
 
 import pytest
 
-from src.benchmark import main
+from src.bench.__main__ import main
 from src.utils.threads import one_torch_thread
+from tests.bench.test_quality import _gradients, _tables
 from tests.inference.fixtures import save_tiny_checkpoint
-from tests.test_benchmark_quality import _gradients, _tables
 
 
 @pytest.fixture(autouse=True)

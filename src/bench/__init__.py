@@ -1,0 +1,1 @@
+"""Benchmarks (speed, quality, bound): ``python -m src.bench --help``."""
