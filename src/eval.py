@@ -34,7 +34,7 @@ from src.metrics.panels import cambi_heatmap, most_banded_window, save_crop_pane
 from src.models.indi_module import INDIModule, load_checkpoint  # noqa: F401 (load_checkpoint re-exported)
 from src.utils.atomic import atomic_output, atomic_write_text
 from src.utils.errors import ConfigError, DataError
-from src.utils.hydra_utils import finish_wandb, instantiate_dict, one_line_errors, print_config_tree
+from src.utils.hydra_utils import CONFIG_PATH, finish_wandb, instantiate_dict, one_line_errors, print_config_tree
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +254,7 @@ def _log_to_loggers(cfg: DictConfig, rows: list[dict[str, Any]], images: list[Pa
         lg.finalize("success")
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="eval.yaml")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="eval.yaml")
 @one_line_errors
 def main(cfg: DictConfig) -> None:
     if OmegaConf.is_missing(cfg, "ckpt_path"):

@@ -18,7 +18,14 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from src.utils.checkpoint_io import AtomicCheckpointIO
 from src.utils.errors import ConfigError, DataError
-from src.utils.hydra_utils import finish_wandb, instantiate_dict, one_line_errors, print_config_tree, run_context
+from src.utils.hydra_utils import (
+    CONFIG_PATH,
+    finish_wandb,
+    instantiate_dict,
+    one_line_errors,
+    print_config_tree,
+    run_context,
+)
 from src.utils.sweep_summary import write_job_metrics
 
 log = logging.getLogger(__name__)
@@ -135,7 +142,7 @@ def metric_value(metrics: dict[str, float], name: str | None) -> float | None:
     return metrics[name]
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train.yaml")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train.yaml")
 @one_line_errors
 def main(cfg: DictConfig) -> float | None:
     if cfg.extras.get("print_config"):

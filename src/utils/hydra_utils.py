@@ -6,6 +6,7 @@ import logging
 import sys
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Any
 
 import hydra
@@ -15,6 +16,16 @@ from src.utils.errors import DebandError
 from src.utils.threads import threads_per_job
 
 log = logging.getLogger(__name__)
+
+
+def config_dir() -> str:
+    """The Hydra config folder: ``conf/`` of a source checkout, else the copy installed as ``src/conf``."""
+    src = Path(__file__).resolve().parents[1]
+    checkout = src.parent / "conf"
+    return str(checkout if (checkout / "train.yaml").is_file() else src / "conf")
+
+
+CONFIG_PATH = config_dir()
 
 
 def instantiate_dict(cfg: DictConfig | None, kind: str) -> list[Any]:
