@@ -144,11 +144,11 @@ def add_bound_args(p: argparse.ArgumentParser) -> None:
 def run_bound(args: argparse.Namespace) -> int:
     """The ``bound`` subcommand: evaluate, print the tables, write ``--out`` atomically."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from src.bench.quality import DEFAULT_IMAGES, evaluate, load_images
     from src.inference.debander import Debander
     from src.utils.atomic import atomic_output
+    from src.utils.progress import progress_bar
     from src.utils.threads import set_torch_threads
 
     iters = _iters(args.iters)
@@ -175,14 +175,7 @@ def run_bound(args: argparse.Namespace) -> int:
     methods = {c.name: build_bound_methods(c, iters, model) for c in cases}
     results = {}
     total = len(images) * sum(len(m) for m in methods.values())
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
+    with progress_bar(console) as progress:
         task = progress.add_task("bound", total=total)
         for c in cases:
             results.update(

@@ -883,21 +883,13 @@ def run_quality(args: argparse.Namespace) -> int:
 
     import torch
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from src.utils.progress import progress_bar
     from src.utils.threads import set_torch_threads
 
     _check_args(args)
     console = Console(file=sys.stderr)
-    progress_cls = functools.partial(
-        Progress,
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    )
+    progress_cls = functools.partial(progress_bar, console)
     folder = args.images
     if args.frames is None and folder is None:
         folder = DEFAULT_IMAGES
