@@ -27,10 +27,11 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from src.metrics.collection import METRICS, NO_REFERENCE, make_metric, update_metric
+from src.metrics.collection import METRICS, NO_REFERENCE
 
 # the crop figures live in src.metrics.panels (the benchmark draws them too); imported here for callers of src.eval
 from src.metrics.panels import cambi_heatmap, most_banded_window, save_crop_panel, stretch  # noqa: F401
+from src.metrics.table import ResultRow
 from src.models.indi_module import INDIModule, load_checkpoint  # noqa: F401 (load_checkpoint re-exported)
 from src.utils.atomic import atomic_output, atomic_write_text
 from src.utils.errors import ConfigError, DataError
@@ -61,13 +62,11 @@ class StepTable:
 
     def __init__(self, steps: Iterable[int], names: Iterable[str], clean_row: bool = False) -> None:
         self.names = list(names)
-        self.rows: dict[str, dict[str, Any]] = {"input": {n: make_metric(n) for n in self.names}}
+        self.rows: dict[str, ResultRow] = {"input": ResultRow.of(self.names)}
         for n in steps:
-            self.rows[str(n)] = {m: make_metric(m) for m in self.names}
+            self.rows[str(n)] = ResultRow.of(self.names)
         if clean_row:
-            self.rows["clean"] = {m: make_metric(m) for m in self.names if m in NO_REFERENCE}
-        self.seconds = {k: 0.0 for k in self.rows}
-        self.megapixels = {k: 0.0 for k in self.rows}
+            self.rows["clean"] = ResultRow.of(m for m in self.names if m in NO_REFERENCE)
 
     def update(
         self,
@@ -79,18 +78,16 @@ class StepTable:
     ) -> None:
         """Score ``output`` ``(B, 3, H, W)`` as row ``key``; ``banded`` is the input it came from (flat_noise's
         mask; without it the output's own flat pixels are used)."""
-        for name, metric in self.rows[key].items():
-            update_metric(metric, name, output, clean, banded)
-        self.seconds[key] += seconds
-        self.megapixels[key] += output.shape[0] * output.shape[-1] * output.shape[-2] / 1e6
+        self.rows[key].update(output, clean, banded, seconds)
 
     def results(self) -> list[dict[str, Any]]:
         out = []
-        for key, metrics in self.rows.items():
+        for key, r in self.rows.items():
+            values = r.values()
             row: dict[str, Any] = {"steps": key}
-            row.update({n: float(metrics[n].compute()) if n in metrics else float("nan") for n in self.names})
+            row.update({n: values.get(n, float("nan")) for n in self.names})
             timed = key not in ("input", "clean")
-            row["s_per_mpx"] = (self.seconds[key] / self.megapixels[key]) if timed else float("nan")
+            row["s_per_mpx"] = r.seconds / r.megapixels if timed and r.megapixels else float("nan")
             out.append(row)
         return out
 

@@ -41,7 +41,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,9 +51,9 @@ if TYPE_CHECKING:  # torch is imported where used, so `python -m src.bench --hel
     import torch
     from rich.console import Console
     from rich.progress import Progress
-    from torchmetrics import Metric
 
     from src.inference.debander import Debander
+    from src.metrics.table import ResultRow
 
 __all__ = [
     "DEFAULT_IMAGES",
@@ -63,7 +63,7 @@ __all__ = [
     "DEGRADATIONS",
     "Degradation",
     "Method",
-    "MethodResult",
+    "ResultRow",
     "PanelCrops",
     "Frame",
     "fit_frame",
@@ -236,30 +236,6 @@ class Method:
     timed: bool = True  # False for the input row: nothing to time
     speed_from: str | None = None  # show this other method's s / 1080p frame (same model, other output)
     figure: bool = False  # a column of the crop panels (the models' undithered outputs)
-
-
-@dataclass
-class MethodResult:
-    """Accumulated metrics and timing of one method on one degradation: torchmetrics against the clean image
-    in ``metrics``, per-image :func:`~src.metrics.banding.banding_scores` in ``scores``."""
-
-    metrics: dict[str, Metric] = field(default_factory=dict)
-    scores: dict[str, list[float]] = field(default_factory=dict)
-    seconds: float = 0.0
-    megapixels: float = 0.0
-    s_per_1080p: float | None = None
-
-    def values(self) -> dict[str, float]:
-        """Every column: the metrics' values and the mean of each score over the images that have one."""
-        out = {k: float(m.compute()) for k, m in self.metrics.items()}
-        out.update({k: _nanmean(v) for k, v in self.scores.items()})
-        return out
-
-
-def _nanmean(values: Sequence[float]) -> float:
-    """Mean of the values that are not NaN (a score with nothing to measure on an image); NaN if none is."""
-    kept = [v for v in values if not math.isnan(v)]
-    return sum(kept) / len(kept) if kept else float("nan")
 
 
 def _filter_method(name: str) -> Method:
@@ -460,14 +436,12 @@ def _safe_stem(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).with_suffix("").as_posix())
 
 
-def _score_into(r: MethodResult, names: Sequence[str], out: torch.Tensor, banded: torch.Tensor) -> None:
+def _score_into(r: ResultRow, names: Sequence[str], out: torch.Tensor, banded: torch.Tensor) -> None:
     """Append ``banding_scores`` of ``out`` ``(3, H, W)`` (restored from ``banded``) to ``r.scores[names]``."""
     from src.metrics.banding import banding_scores
 
     if names:
-        scores = banding_scores(out, banded)
-        for k in names:
-            r.scores.setdefault(k, []).append(scores[k])
+        r.add_scores(banding_scores(out, banded), names)
 
 
 def evaluate(
@@ -478,8 +452,8 @@ def evaluate(
     advance: Callable[[str], None] | None = None,
     frame_images: Sequence[tuple[str, torch.Tensor]] | None = None,
     panels: PanelCrops | None = None,
-) -> dict[str, dict[str, MethodResult]]:
-    """Every method on every degraded image: ``results[degradation][method] -> MethodResult``.
+) -> dict[str, dict[str, ResultRow]]:
+    """Every method on every degraded image: ``results[degradation][method] -> ResultRow``.
 
     ``metric_names`` from :data:`BANDING` come from :func:`~src.metrics.banding.banding_scores` (8-bit output,
     no dither), the others are :mod:`src.metrics.collection` metrics against the clean image. Degradations with
@@ -487,13 +461,13 @@ def evaluate(
     ``figure``, ``panels`` keeps the crops of the input, the ``figure`` methods and the clean image.
     ``advance(description)`` is called after each (degradation, image, method) run, for a progress bar.
     """
-    from src.metrics.collection import make_metric
+    from src.metrics.table import ResultRow
 
     reference = [k for k in metric_names if k not in BANDING]
     banding = [k for k in metric_names if k in BANDING]
-    results: dict[str, dict[str, MethodResult]] = {}
+    results: dict[str, dict[str, ResultRow]] = {}
     for deg in degradations:
-        per = {m.name: MethodResult({k: make_metric(k) for k in reference}) for m in methods}
+        per = {m.name: ResultRow.of(reference) for m in methods}
         results[deg.name] = per
         # BoundCase (src.bench.bound) comes here too: it has a name and apply, and no frame or figure
         framed = getattr(deg, "frame", None) is not None and frame_images is not None
@@ -508,10 +482,7 @@ def evaluate(
                 t0 = time.perf_counter()
                 out = m.run(banded).float().clamp(0, 1)
                 r = per[m.name]
-                r.seconds += time.perf_counter() - t0
-                r.megapixels += banded.shape[-1] * banded.shape[-2] / 1e6
-                for metric in r.metrics.values():
-                    metric.update(out, clean_b)
+                r.update(out, clean_b, seconds=time.perf_counter() - t0)
                 _score_into(r, banding, out[0], banded[0])
                 if keep and m.figure:
                     panels.add(m.name, out[0])
@@ -524,10 +495,11 @@ def _clean_cambi(images: Sequence[tuple[str, torch.Tensor]]) -> str:
     """``"CAMBI x, CAMBI mlc5 y, Cb CAMBI mlc5 z, Cr CAMBI mlc5 w"``: the means over the clean images (rounded
     to 8 bits like every output), since photos can carry their own banding."""
     from src.metrics.banding import banding_scores
+    from src.metrics.table import nanmean
 
     names = ("cambi", "cambi_mlc5", "cambi_cb_mlc5", "cambi_cr_mlc5")
     scores = [banding_scores(clean) for _, clean in images]
-    return ", ".join(f"{COLUMNS[k].rstrip(' ↓')} {_nanmean([s[k] for s in scores]):.3f}" for k in names)
+    return ", ".join(f"{COLUMNS[k].rstrip(' ↓')} {nanmean([s[k] for s in scores]):.3f}" for k in names)
 
 
 def _fmt(v: float | None, digits: int) -> str:
@@ -537,7 +509,7 @@ def _fmt(v: float | None, digits: int) -> str:
 
 
 def render_markdown(
-    results: dict[str, dict[str, MethodResult]],
+    results: dict[str, dict[str, ResultRow]],
     degradations: Sequence[Degradation],
     methods: Sequence[Method],
     header: Sequence[str],
@@ -639,23 +611,25 @@ def evaluate_frames(
     notes: list[str],
     advance: Callable[[str], None] | None = None,
     panels: PanelCrops | None = None,
-) -> dict[str, dict[str, MethodResult]]:
+) -> dict[str, dict[str, ResultRow]]:
     """Every method (and the published model where a frame has it) on every frame, scored without a reference:
-    ``results[frame name][method] -> MethodResult`` with one image each (``scores`` of
+    ``results[frame name][method] -> ResultRow`` with one image each (``scores`` of
     :data:`FRAME_COLUMNS`, ``seconds`` of the run). A published file of another size gets a line in ``notes``.
     """
+    from src.metrics.table import ResultRow
+
     names = list(FRAME_COLUMNS)
-    results: dict[str, dict[str, MethodResult]] = {}
+    results: dict[str, dict[str, ResultRow]] = {}
     for frame in frames:
         banded = _read_rgb(frame.path)
-        per: dict[str, MethodResult] = {}
+        per: dict[str, ResultRow] = {}
         results[frame.name] = per
         if panels is not None:
             panels.start(_safe_stem(frame.name), banded)
         for m in methods:
             t0 = time.perf_counter()
             out = m.run(banded[None]).float().clamp(0, 1)[0]
-            r = per[m.name] = MethodResult(seconds=time.perf_counter() - t0)
+            r = per[m.name] = ResultRow(seconds=time.perf_counter() - t0)
             r.megapixels = banded.shape[-1] * banded.shape[-2] / 1e6
             _score_into(r, names, out, banded)
             if panels is not None and m.figure:
@@ -673,15 +647,17 @@ def evaluate_frames(
                     f"`{frame.name}` {banded.shape[-1]}x{banded.shape[-2]}: left out"
                 )
             else:
-                r = per[PUBLISHED] = MethodResult()
+                r = per[PUBLISHED] = ResultRow()
                 _score_into(r, names, pub, banded)
                 if panels is not None:
                     panels.add(PUBLISHED, pub)
     return results
 
 
-def render_frames(results: dict[str, dict[str, MethodResult]], methods: Sequence[Method], header: Sequence[str]) -> str:
+def render_frames(results: dict[str, dict[str, ResultRow]], methods: Sequence[Method], header: Sequence[str]) -> str:
     """The no-reference report: settings, one table of every (frame, method), then the mean per method."""
+    from src.metrics.table import nanmean
+
     cols = list(FRAME_COLUMNS.values()) + ["seconds"]
     order = [m.name for m in methods] + [PUBLISHED]
     lines = [
@@ -713,7 +689,7 @@ def render_frames(results: dict[str, dict[str, MethodResult]], methods: Sequence
         if not rows:
             continue
         per_frame = [r.values() for r in rows]
-        cells = [_fmt(_nanmean([v[k] for v in per_frame]), DIGITS[k]) for k in FRAME_COLUMNS]
+        cells = [_fmt(nanmean([v[k] for v in per_frame]), DIGITS[k]) for k in FRAME_COLUMNS]
         secs = sum(r.seconds for r in rows) / len(rows) if timed.get(name, False) else None
         lines.append(f"| {name} | " + " | ".join(cells + [_fmt(secs, 2)]) + f" | {len(rows)} |")
     lines.append("")
