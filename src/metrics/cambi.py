@@ -27,19 +27,15 @@ Full-reference mode follows ``combine_dist_src_scores``: ``max(0, cambi(dist) - 
 
 from __future__ import annotations
 
-import argparse
 import math
-import os
-import sys
-from collections.abc import Iterable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 import torchmetrics
 from torch import Tensor
 
-__all__ = ["CAMBI", "cambi", "cambi_rgb", "main", "rgb_to_luma_codes", "round_rgb"]
+__all__ = ["CAMBI", "cambi", "cambi_rgb", "rgb_to_luma_codes", "round_rgb"]
 
 NUM_SCALES = 5
 SCALE_WEIGHTS = (16, 8, 4, 2, 1)
@@ -51,7 +47,6 @@ MIN_WIDTH_HEIGHT = 216  # libvmaf's CAMBI_MIN_WIDTH_HEIGHT
 # 10-bit limited range used by libvmaf for every visibility computation
 LUMA_FOOT_10B, LUMA_HEAD_10B = 64, 940
 BT1886_GAMMA, BT1886_LW, BT1886_LB = 2.4, 300.0, 0.01
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff"}
 # code value for pixels that must never match a histogram bin (outside the image or outside the mask)
 _SENTINEL = -(1 << 20)
 
@@ -680,98 +675,3 @@ class CAMBI(torchmetrics.Metric):
 # --------------------------------------------------------------------------------------------------
 # Command line
 # --------------------------------------------------------------------------------------------------
-def _expand_paths(paths: Iterable[str]) -> list[tuple[Path, str | None]]:
-    """Files as given, folders expanded recursively to image files; (path, error or None)."""
-    out: list[tuple[Path, str | None]] = []
-    for raw in paths:
-        p = Path(raw)
-        if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
-            out.extend((f, None) for f in found)
-            if not found:
-                out.append((p, "no images found in folder"))
-        elif p.exists():
-            out.append((p, None))
-        else:
-            out.append((p, "no such file"))
-    return out
-
-
-def load_luma_codes(
-    path: Path, bit_depth: int = 8, raw_luma: bool = False, method: str = "ffmpeg"
-) -> tuple[Tensor, int]:
-    """Read an image as (H, W) luma codes; returns (codes, bit depth of the codes).
-
-    RGB: BT.709 limited range via ``rgb_to_luma_codes`` (``method``: ``ffmpeg`` as the shared reference's
-    default pipeline converts 8-bit images, or ``exact``; above 8 bits always ``exact``). Gray (L, I;16, I):
-    Y' = gray / max, then the same limited-range mapping; with ``raw_luma`` gray values are used as codes
-    unchanged (8 bits for L, ``bit_depth`` for 16-bit PNGs).
-    """
-    method = method if bit_depth == 8 else "exact"
-    import numpy as np
-    from PIL import Image
-
-    with Image.open(path) as im:
-        im.load()
-        if im.mode in ("L", "I;16", "I;16B", "I;16L", "I"):
-            arr = np.asarray(im).astype(np.int64)
-            in_bits = 8 if im.mode == "L" else 16
-            if raw_luma:
-                bits = 8 if im.mode == "L" else bit_depth
-                return torch.from_numpy(arr), bits
-            gray = torch.from_numpy(arr).double() / ((1 << in_bits) - 1)
-            return rgb_to_luma_codes(gray.expand(3, *gray.shape), bit_depth, method), bit_depth
-        rgb = np.asarray(im.convert("RGB")).astype(np.float64) / 255.0
-    return rgb_to_luma_codes(torch.from_numpy(rgb).permute(2, 0, 1), bit_depth, method), bit_depth
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Print ``<score>\\t<path>`` per image; errors go to stderr; returns 1 if any image failed."""
-    parser = argparse.ArgumentParser(
-        prog="python -m src.metrics.cambi", description="CAMBI banding score (libvmaf 3.2.0 port)."
-    )
-    parser.add_argument("paths", nargs="+", metavar="IMAGE_OR_FOLDER")
-    parser.add_argument("--max-log-contrast", type=int, default=2)
-    parser.add_argument("--bit-depth", type=int, default=8, help="bit depth of the luma codes (default 8)")
-    parser.add_argument("--window-size", type=int, default=65)
-    parser.add_argument("--topk", type=float, default=0.6)
-    parser.add_argument("--raw-luma", action="store_true", help="take gray images as luma codes, without range mapping")
-    parser.add_argument("--strict", action="store_true", help="fail on frames below libvmaf's minimum size")
-    parser.add_argument(
-        "--luma",
-        choices=LUMA_METHODS,
-        default="ffmpeg",
-        help="RGB -> luma at 8 bits: 'ffmpeg' (default) reproduces ffmpeg's fixed-point conversion "
-        "that libvmaf users feed CAMBI; 'exact' rounds the real-valued BT.709 luma",
-    )
-    args = parser.parse_args(argv)
-
-    failed = False
-    try:
-        for path, error in _expand_paths(args.paths):
-            if error is None:
-                try:
-                    codes, bits = load_luma_codes(path, args.bit_depth, args.raw_luma, args.luma)
-                    score = cambi(
-                        codes,
-                        bit_depth=bits,
-                        window_size=args.window_size,
-                        topk=args.topk,
-                        max_log_contrast=args.max_log_contrast,
-                        strict=args.strict,
-                    )
-                except Exception as exc:  # one bad file must not stop the others
-                    error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                else:
-                    print(f"{score:.6f}\t{path}", flush=True)
-                    continue
-            print(f"error: {path}: {error}", file=sys.stderr, flush=True)
-            failed = True
-    except BrokenPipeError:  # e.g. piped into `head`: stop quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

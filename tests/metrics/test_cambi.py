@@ -17,7 +17,8 @@ try:
 except ModuleNotFoundError:  # plain `pytest` does not put the repository root on sys.path
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from src.metrics.cambi import CAMBI, _c_values, _tvi_for_diff, cambi, cambi_rgb, main, rgb_to_luma_codes  # noqa: E402
+from src.cambi import main  # noqa: E402
+from src.metrics.cambi import CAMBI, _c_values, _tvi_for_diff, cambi, cambi_rgb, rgb_to_luma_codes  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="module")
