@@ -19,7 +19,10 @@ LAYERS = {
     "inference": 2,
 }
 ENTRY = 3  # train, eval, deband, export and the bench package
-SIDEWAYS = {("models", "metrics")}  # the LightningModule logs metrics; metrics never import models
+SIDEWAYS = {
+    ("models", "metrics"),  # the LightningModule logs metrics; metrics never import models
+    ("models", "baselines"),  # the blend head uses the classical guided filter as candidates
+}
 
 
 def _imports() -> set[tuple[str, str, str]]:

@@ -315,8 +315,8 @@ GUIDED = (4, 1e-4)  # radius, eps of the guided-filter baseline: the best of a s
 
 
 def _guided_method() -> Method:
+    from src.baselines.guided import guided_filter, guided_scale
     from src.metrics.banding import round_8bit
-    from src.models.guided import guided_filter, guided_scale
 
     r, eps = GUIDED
     # rounded to 8 bits without dither like the models' first rows: the 8-bit footing of every other row

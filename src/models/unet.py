@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from src.models.guided import guided_filter, guided_scale, luma
+from src.baselines.guided import guided_filter, guided_scale, luma
 from src.models.pyramid import range_pyramid, smooth_pyramid
 from src.utils.config import to_plain
 from src.utils.errors import ConfigError
@@ -121,8 +121,8 @@ class UNet(nn.Module):
             debanding filters (ffmpeg's ``deband`` threshold). A 4-bit band step is 1/15, a ramp spans about two
             steps across the blur a band needs, hence the default [0.1, 0.2]. Null disables it.
         blend_guided: more blend candidates, ``[[r, eps], ...]``: the input's colour channels regressed on its
-            luma over ``(2r + 1)^2`` windows (:func:`~src.models.guided.guided_filter`, its fast form, fitted at
-            1/2 or 1/4 size by :func:`~src.models.guided.guided_scale`), each change clamped like the
+            luma over ``(2r + 1)^2`` windows (:func:`~src.baselines.guided.guided_filter`, its fast form, fitted at
+            1/2 or 1/4 size by :func:`~src.baselines.guided.guided_scale`), each change clamped like the
             smooth copies. Edge-aware by construction (no edge stop); they carry the luma's finer
             steps into coarser-banded chroma. Needs ``blend_levels`` > 0. Null or [] = none.
         global_branch: a coarse pass over the whole frame (:class:`GlobalBranch`): ``{factor, width, depth,

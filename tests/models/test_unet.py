@@ -158,7 +158,7 @@ def test_channels_last_gives_the_same_result():
 
 
 def test_guided_candidates_join_the_blend_head():
-    from src.models.guided import guided_filter, guided_scale
+    from src.baselines.guided import guided_filter, guided_scale
 
     spec = [[4, 1e-4], [8, 1e-3]]
     net = UNet(width=8, depth=1, blend_levels=1, blend_guided=spec, identity_logit=30.0, head_init_std=0.0)

@@ -6,7 +6,7 @@ import kornia
 import pytest
 import torch
 
-from src.models.guided import box_mean, guided_filter, luma
+from src.baselines.guided import box_mean, guided_filter, luma
 
 
 def test_box_mean_matches_a_padded_average():
@@ -88,7 +88,7 @@ def test_fast_form_is_close_to_the_exact_filter():
 
 
 def test_fast_form_scales_keep_a_window():
-    from src.models.guided import guided_scale
+    from src.baselines.guided import guided_scale
 
     assert [guided_scale(r) for r in (1, 3, 4, 7, 8, 16, 32)] == [1, 1, 2, 2, 4, 4, 4]
     assert all(r / guided_scale(r) >= 2 for r in (4, 5, 8, 16))
