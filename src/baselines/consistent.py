@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from kornia.color import rgb_to_ycbcr, ycbcr_to_rgb
 
 from src.utils.errors import ConfigError
+from src.utils.validate import check_int
 
 __all__ = [
     "quantization_box",
@@ -27,8 +28,7 @@ __all__ = [
 
 
 def _check_bits(name: str, bits: int) -> None:
-    if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 16:
-        raise ConfigError(f"{name} must be an integer in 1..16, got {bits!r}")
+    check_int(name, bits, 1, 16)
 
 
 def quantization_box(codes: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -76,8 +76,7 @@ def consistent_smooth(
     staircases no more; far more iterations drift towards the flattest consistent image, which flattens
     real curvature too (optimal near 100-200 iterations on the benchmark photos).
     """
-    if isinstance(iters, bool) or not isinstance(iters, int) or iters < 0:
-        raise ConfigError(f"iters must be an integer >= 0, got {iters!r}")
+    check_int("iters", iters, 0)
     if not 0.0 < rate <= 0.25:
         raise ConfigError(f"rate must be in (0, 0.25] (stability of the explicit heat step), got {rate!r}")
     if not (x.shape == lo.shape == hi.shape) or x.ndim != 4:

@@ -28,14 +28,13 @@ from src.data.sources import (
 )
 from src.utils.config import to_plain
 from src.utils.errors import ConfigError
+from src.utils.validate import check_int
 
 __all__ = ["BandingDataModule"]
 
 
 def _int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"data.{name} must be an integer >= {minimum}, got {value!r}")
-    return value
+    return check_int(f"data.{name}", value, minimum)
 
 
 def _number(name: str, value: Any, lo: float, hi: float, hi_open: bool = False) -> float:

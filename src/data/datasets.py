@@ -26,6 +26,7 @@ from src.data.pairs import Pair
 from src.data.sources import Source, _from_float, _resize, ensure_min_size
 from src.utils.errors import ConfigError, DataError
 from src.utils.threads import one_torch_thread
+from src.utils.validate import check_int
 
 __all__ = ["SyntheticBandingDataset", "FixedBandingDataset", "PairedDataset", "FullFrames", "Sample"]
 
@@ -35,12 +36,6 @@ Sample = dict[str, torch.Tensor]
 
 def _as_degradation(d: Degradation | Mapping[str, Any] | None) -> Degradation:
     return d if isinstance(d, Degradation) else Degradation.from_config(d)
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _torch_seed() -> int:
@@ -104,8 +99,8 @@ class FullFrames:
             raise DataError("no images for the full-frame stream pairs")
         self.sources = list(sources)
         self.stream = stream
-        self.variants = _check_int("full_frame.variants", variants, 1)
-        self.short_side = _check_int("full_frame.short_side", short_side, 16)
+        self.variants = check_int("full_frame.variants", variants, 1)
+        self.short_side = check_int("full_frame.short_side", short_side, 16)
         self.dark_p = float(dark_p)
         self.seed = int(seed)
         self._cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
@@ -172,8 +167,8 @@ class SyntheticBandingDataset(Dataset):
             raise DataError("no training images: the training split is empty")
         self.full_frames = full_frames
         self.full_frame_fraction = float(full_frame_fraction) if full_frames is not None else 0.0
-        self.patch_size = _check_int("patch_size", patch_size, 1)
-        self.samples_per_epoch = _check_int("samples_per_epoch", samples_per_epoch, 1)
+        self.patch_size = check_int("patch_size", patch_size, 1)
+        self.samples_per_epoch = check_int("samples_per_epoch", samples_per_epoch, 1)
         self.degradation = _as_degradation(degradation)
         self.augment = bool(augment)
         self.sources = [ensure_min_size(s, self.patch_size) for s in sources]
@@ -225,8 +220,8 @@ class FixedBandingDataset(Dataset):
     ) -> None:
         if not sources:
             raise DataError("no validation images: the validation split is empty")
-        self.patch_size = _check_int("val_patch_size", patch_size, 1)
-        self.num_samples = _check_int("val_samples", num_samples, 1)
+        self.patch_size = check_int("val_patch_size", patch_size, 1)
+        self.num_samples = check_int("val_samples", num_samples, 1)
         self.degradation = _as_degradation(degradation)
         self.sources = [ensure_min_size(s, self.patch_size) for s in sources]
         frac = _check_fraction(smooth_fraction)
@@ -282,14 +277,14 @@ class PairedDataset(Dataset):
     ) -> None:
         if not pairs:
             raise DataError("no image pairs: the paired split is empty")
-        self.patch_size = None if patch_size is None else _check_int("patch_size", patch_size, 1)
+        self.patch_size = None if patch_size is None else check_int("patch_size", patch_size, 1)
         if train and self.patch_size is None:
             raise ConfigError("paired training needs a patch_size (full images cannot be batched)")
         self.train = bool(train)
         self.augment = bool(augment)
         self.keys = [k for k, _, _ in pairs]
         self.images: list[tuple[np.ndarray, np.ndarray]] = [self._load(b, c) for _, b, c in pairs]
-        n = len(pairs) if samples_per_epoch is None else _check_int("samples_per_epoch", samples_per_epoch, 1)
+        n = len(pairs) if samples_per_epoch is None else check_int("samples_per_epoch", samples_per_epoch, 1)
         self.length = n if train else len(pairs)
 
     @staticmethod

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import fractions
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +24,7 @@ from PIL import Image
 
 from src.utils.config import to_plain
 from src.utils.errors import ConfigError, DataError
+from src.utils.validate import check_int, check_prob, float_range, int_range
 
 __all__ = [
     "quantize",
@@ -81,7 +82,7 @@ def quantize(x: torch.Tensor, bits: int) -> torch.Tensor:
 
     ``x``: any shape, float in [0, 1]; values outside are clamped first. Returns the same shape.
     """
-    _check_int_in("bits", bits, 1, 16)
+    check_int("bits", bits, 1, 16)
     levels = float(2**bits - 1)
     return _round(x.clamp(0.0, 1.0) * levels) / levels
 
@@ -92,8 +93,8 @@ def quantize_ycbcr(x: torch.Tensor, luma_bits: int, chroma_bits: int) -> torch.T
     ``x``: ``(3, H, W)`` or ``(B, 3, H, W)`` RGB in [0, 1]. Returns RGB of the same shape, clamped
     to [0, 1] (YCbCr's gamut is larger than RGB's, so a few round trips land slightly outside).
     """
-    _check_int_in("luma_bits", luma_bits, 1, 16)
-    _check_int_in("chroma_bits", chroma_bits, 1, 16)
+    check_int("luma_bits", luma_bits, 1, 16)
+    check_int("chroma_bits", chroma_bits, 1, 16)
     ycc = rgb_to_ycbcr(x.clamp(0.0, 1.0))
     y = quantize(ycc[..., :1, :, :], luma_bits)
     c = quantize_chroma(ycc[..., 1:, :, :], chroma_bits)
@@ -109,7 +110,7 @@ def quantize_chroma(c: torch.Tensor, bits: int) -> torch.Tensor:
     every grey, white cloud and lamp would get a colour cast of half a chroma step (at 5 bits, 7 codes of
     blue in 8-bit RGB), an error no real format makes.
     """
-    _check_int_in("bits", bits, 1, 16)
+    check_int("bits", bits, 1, 16)
     levels = float(2**bits - 1)
     mid = float(2 ** (bits - 1))
     code = (_round((c - 0.5) * levels) + mid).clamp(0.0, levels)
@@ -121,7 +122,7 @@ def jpeg_compress(x: torch.Tensor, quality: int) -> torch.Tensor:
 
     ``x``: ``(3, H, W)`` or ``(B, 3, H, W)`` in [0, 1]. Output is 8-bit valued, same shape, float32.
     """
-    _check_int_in("quality", quality, 1, 100)
+    check_int("quality", quality, 1, 100)
     if x.dim() == 4:
         return torch.stack([jpeg_compress(img, quality) for img in x])
     if x.dim() != 3 or x.shape[0] != 3:
@@ -240,12 +241,12 @@ def stream_roundtrip(
     """
     from src.colour.yuv import frame_to_rgb
 
-    _check_int_in("luma_bits", luma_bits, 1, 8)
-    _check_int_in("chroma_bits", chroma_bits, 1, 8)
-    _check_int_in("passes", passes, 1, 4)
+    check_int("luma_bits", luma_bits, 1, 8)
+    check_int("chroma_bits", chroma_bits, 1, 8)
+    check_int("passes", passes, 1, 4)
     if codec not in STREAM_CODECS:
         raise ConfigError(f"stream codec must be one of {', '.join(STREAM_CODECS)}; got {codec!r}")
-    _check_int_in(f"{codec} quality", quality, *STREAM_CODECS[codec][2])
+    check_int(f"{codec} quality", quality, *STREAM_CODECS[codec][2])
     h, w = x.shape[-2:]
     xp = x.detach().float().cpu().clamp(0, 1)
     if h % 2 or w % 2:
@@ -471,44 +472,6 @@ def _stage(name: str, cfg: Any, allowed: set[str]) -> dict[str, Any] | None:
     return dict(cfg)
 
 
-def _prob(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
-        raise ConfigError(f"{name} must be a probability in [0, 1], got {value!r}")
-    return float(value)
-
-
-def _check_int_in(name: str, value: Any, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= int(value) <= hi:
-        raise ConfigError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
-    return int(value)
-
-
-def _int_range(name: str, value: Any, lo: int, hi: int) -> tuple[int, int]:
-    """``b`` or ``[lo, hi]`` -> inclusive ``(lo, hi)`` validated against ``[lo, hi]`` bounds."""
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        if len(value) != 2:
-            raise ConfigError(f"{name} must be an integer or a [min, max] pair, got {list(value)!r}")
-        a, b = (_check_int_in(name, v, lo, hi) for v in value)
-    else:
-        a = b = _check_int_in(name, value, lo, hi)
-    if a > b:
-        raise ConfigError(f"{name} range [{a}, {b}] has min > max")
-    return a, b
-
-
-def _float_range(name: str, value: Any, lo: float, hi: float) -> tuple[float, float]:
-    vals = list(value) if isinstance(value, Sequence) and not isinstance(value, str) else [value, value]
-    if len(vals) != 2:
-        raise ConfigError(f"{name} must be a number or a [min, max] pair, got {value!r}")
-    for v in vals:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= float(v) <= hi:
-            raise ConfigError(f"{name} must be within [{lo}, {hi}], got {value!r}")
-    a, b = float(vals[0]), float(vals[1])
-    if a > b:
-        raise ConfigError(f"{name} range [{a}, {b}] has min > max")
-    return a, b
-
-
 def _parse_bit_depth(cfg: Any) -> BitDepthConfig | None:
     d = _stage("bit_depth", cfg, {"p", "space", "bits", "luma_bits", "chroma_bits", "ycbcr_p"})
     if d is None:
@@ -518,12 +481,12 @@ def _parse_bit_depth(cfg: Any) -> BitDepthConfig | None:
     if space not in ("rgb", "ycbcr", "mixed"):
         raise ConfigError(f"degradation.bit_depth.space must be rgb, ycbcr or mixed, got {d.get('space')!r}")
     return BitDepthConfig(
-        p=_prob("degradation.bit_depth.p", d.get("p", base.p)),
+        p=check_prob("degradation.bit_depth.p", d.get("p", base.p)),
         space=space,
-        bits=_int_range("degradation.bit_depth.bits", d.get("bits", base.bits), 1, 16),
-        luma_bits=_int_range("degradation.bit_depth.luma_bits", d.get("luma_bits", base.luma_bits), 1, 16),
-        chroma_bits=_int_range("degradation.bit_depth.chroma_bits", d.get("chroma_bits", base.chroma_bits), 1, 16),
-        ycbcr_p=_prob("degradation.bit_depth.ycbcr_p", d.get("ycbcr_p", base.ycbcr_p)),
+        bits=int_range("degradation.bit_depth.bits", d.get("bits", base.bits), 1, 16),
+        luma_bits=int_range("degradation.bit_depth.luma_bits", d.get("luma_bits", base.luma_bits), 1, 16),
+        chroma_bits=int_range("degradation.bit_depth.chroma_bits", d.get("chroma_bits", base.chroma_bits), 1, 16),
+        ycbcr_p=check_prob("degradation.bit_depth.ycbcr_p", d.get("ycbcr_p", base.ycbcr_p)),
     )
 
 
@@ -533,8 +496,8 @@ def _parse_jpeg(cfg: Any) -> JpegConfig | None:
         return None
     base = JpegConfig()
     return JpegConfig(
-        p=_prob("degradation.jpeg.p", d.get("p", base.p)),
-        quality=_int_range("degradation.jpeg.quality", d.get("quality", base.quality), 1, 100),
+        p=check_prob("degradation.jpeg.p", d.get("p", base.p)),
+        quality=int_range("degradation.jpeg.quality", d.get("quality", base.quality), 1, 100),
     )
 
 
@@ -544,8 +507,8 @@ def _parse_noise(cfg: Any) -> NoiseConfig | None:
         return None
     base = NoiseConfig()
     return NoiseConfig(
-        p=_prob("degradation.noise.p", d.get("p", base.p)),
-        sigma=_float_range("degradation.noise.sigma", d.get("sigma", base.sigma), 0.0, 1.0),
+        p=check_prob("degradation.noise.p", d.get("p", base.p)),
+        sigma=float_range("degradation.noise.sigma", d.get("sigma", base.sigma), 0.0, 1.0),
     )
 
 
@@ -561,8 +524,8 @@ def _parse_h264(cfg: Any) -> H264Config | None:
     if preset not in _X264_PRESETS:
         raise ConfigError(f"degradation.h264.preset must be one of {', '.join(_X264_PRESETS)}; got {preset!r}")
     return H264Config(
-        p=_prob("degradation.h264.p", d.get("p", base.p)),
-        crf=_int_range("degradation.h264.crf", d.get("crf", base.crf), 0, 51),
+        p=check_prob("degradation.h264.p", d.get("p", base.p)),
+        crf=int_range("degradation.h264.crf", d.get("crf", base.crf), 0, 51),
         preset=preset,
     )
 
@@ -586,11 +549,11 @@ def _parse_stream(cfg: Any) -> StreamConfig | None:
             raise ConfigError(
                 f"degradation.stream.codecs: unknown codec {name!r}; choose from {', '.join(STREAM_CODECS)}"
             )
-        ranges[name] = _int_range(f"degradation.stream.codecs.{name}", rng, *STREAM_CODECS[name][2])
+        ranges[name] = int_range(f"degradation.stream.codecs.{name}", rng, *STREAM_CODECS[name][2])
     return StreamConfig(
-        p=_prob("degradation.stream.p", d.get("p", base.p)),
-        luma_bits=_int_range("degradation.stream.luma_bits", d.get("luma_bits", base.luma_bits), 1, 8),
-        chroma_bits=_int_range("degradation.stream.chroma_bits", d.get("chroma_bits", base.chroma_bits), 1, 8),
+        p=check_prob("degradation.stream.p", d.get("p", base.p)),
+        luma_bits=int_range("degradation.stream.luma_bits", d.get("luma_bits", base.luma_bits), 1, 8),
+        chroma_bits=int_range("degradation.stream.chroma_bits", d.get("chroma_bits", base.chroma_bits), 1, 8),
         codecs=ranges,
-        twice_p=_prob("degradation.stream.twice_p", d.get("twice_p", base.twice_p)),
+        twice_p=check_prob("degradation.stream.twice_p", d.get("twice_p", base.twice_p)),
     )

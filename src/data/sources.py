@@ -25,6 +25,7 @@ from PIL import Image
 from src.data.image_io import IMAGE_EXTENSIONS, read_image, to_rgb
 from src.utils.errors import ConfigError, DataError
 from src.utils.threads import one_torch_thread
+from src.utils.validate import check_int
 
 __all__ = [
     "Source",
@@ -471,8 +472,7 @@ def smooth_images(count: int, seed: int = 0, size: tuple[int, int] | None = None
     The colour changes are small over large distances, so 4-6 bit quantization gives wide,
     obvious bands.
     """
-    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-        raise ConfigError(f"synthetic image count must be an integer >= 0, got {count!r}")
+    check_int("synthetic image count", count, 0)
     out = []
     with one_torch_thread():  # many small bicubic upsamples
         for i in range(count):

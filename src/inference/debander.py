@@ -20,6 +20,7 @@ from src.inference.tiling import run_tiled
 from src.inference.weights import LoadedWeights, load_weights
 from src.utils.errors import ConfigError
 from src.utils.threads import one_torch_thread
+from src.utils.validate import check_int
 
 __all__ = ["Debander", "AUTO_TILE", "AUTO_TILE_PIXELS"]
 
@@ -158,8 +159,8 @@ class Debander:
         """The core: ``(B, 3, H, W)`` float in [0, 1] -> ``(B, 3, H, W)`` float32 in [0, 1] on the CPU."""
         if x.ndim != 4 or x.shape[1] != 3:
             raise ConfigError(f"deband_batch expects (B, 3, H, W), got {tuple(x.shape)}")
-        if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 1):
-            raise ConfigError(f"steps must be an integer >= 1, got {steps!r}")
+        if steps is not None:
+            check_int("steps", steps, 1)
         if tile is not None and tile < 0:
             raise ConfigError(f"tile must be >= 0, got {tile}")
         if overlap < 0:

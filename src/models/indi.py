@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from src.utils.errors import ConfigError
+from src.utils.validate import check_int
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 NOISE_KINDS = ("none", "constant", "sqrt")
@@ -52,8 +53,7 @@ class INDISchedule:
         t_min: float = 1e-3,
         max_change: float | None = None,
     ) -> None:
-        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-            raise ConfigError(f"indi.steps must be an integer >= 1, got {steps!r}")
+        check_int("indi.steps", steps, 1)
         if t_one_weight < 0:
             raise ConfigError(f"indi.t_one_weight must be >= 0, got {t_one_weight}")
         if noise not in NOISE_KINDS:
@@ -126,8 +126,7 @@ class INDISchedule:
         if not isinstance(self.grid, str) and steps is None:
             return torch.tensor(self.grid, dtype=torch.float32, device=device)
         n = self.steps if steps is None else steps
-        if not isinstance(n, int) or n < 1:
-            raise ConfigError(f"the number of INDI steps must be an integer >= 1, got {n!r}")
+        check_int("the number of INDI steps", n, 1)
         return torch.linspace(1.0, 0.0, n + 1, device=device)
 
     def step(

@@ -16,6 +16,7 @@ from src.baselines.guided import guided_filter, guided_scale, luma
 from src.models.pyramid import range_pyramid, smooth_pyramid
 from src.utils.config import to_plain
 from src.utils.errors import ConfigError
+from src.utils.validate import check_int
 
 
 class Sin(nn.Module):
@@ -175,8 +176,7 @@ class UNet(nn.Module):
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.unshuffle = unshuffle
-        if isinstance(blend_levels, bool) or not isinstance(blend_levels, int) or not 0 <= blend_levels <= 10:
-            raise ConfigError(f"model.net.blend_levels must be an integer in [0, 10], got {blend_levels!r}")
+        check_int("model.net.blend_levels", blend_levels, 0, 10)
         if blend_levels and out_channels != in_channels:
             raise ConfigError("model.net.blend_levels needs out_channels == in_channels (it mixes copies of the input)")
         self.blend_levels = blend_levels
@@ -347,8 +347,7 @@ class GlobalBranch(nn.Module):
         norm: bool = True,
     ) -> None:
         super().__init__()
-        if isinstance(factor, bool) or not isinstance(factor, int) or factor < 2:
-            raise ConfigError(f"model.net.global_branch.factor must be an integer >= 2, got {factor!r}")
+        check_int("model.net.global_branch.factor", factor, 2)
         if not max_change > 0:
             raise ConfigError(f"model.net.global_branch.max_change must be > 0, got {max_change!r}")
         self.factor = factor
