@@ -1,9 +1,10 @@
-"""Benchmarks: ``python -m src.bench speed|quality|bound ...``.
+"""Benchmarks: ``python -m src.bench speed|quality|bound|figure ...``.
 
 ``speed`` measures inference throughput and memory (``--checkpoint PATH --steps 1,2,4 --sizes
 720p,1080p,4k``, :mod:`src.bench.speed`); ``quality`` scores methods on held-out photos per degradation, or
 banded frames without a reference (:mod:`src.bench.quality`); ``bound`` scores non-blind dequantization,
-which knows the quantization grid, on the same photos (:mod:`src.bench.bound`).
+which knows the quantization grid, on the same photos (:mod:`src.bench.bound`); ``figure`` draws
+streamed-video banding on a procedural 1080p sky and each model's output (:mod:`src.bench.figure`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 from collections.abc import Callable
 
 from src.bench.bound import add_bound_args, run_bound
+from src.bench.figure import add_figure_args, run_figure
 from src.bench.quality import add_quality_args, run_quality
 from src.bench.speed import add_speed_args, run_speed
 from src.utils.errors import DebandError
@@ -22,12 +24,15 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[a
     "speed": (add_speed_args, run_speed),
     "quality": (add_quality_args, run_quality),
     "bound": (add_bound_args, run_bound),
+    "figure": (add_figure_args, run_figure),
 }
 HELP = {
     "speed": "inference speed (s/frame, MP/s) and peak memory per size and step count",
     "quality": "PSNR, smooth PSNR, SSIM, banding scores (8-bit output, no dither) and s/1080p frame of each "
     "method on held-out photos; with --frames, banding scores of banded frames without a reference",
     "bound": "what knowing the quantization grid is worth: non-blind dequantization on the same photos",
+    "figure": "a picture of streamed-video banding on a procedural 1080p sky, restored by each model, "
+    "contrast-stretched",
 }
 
 

@@ -489,6 +489,18 @@ def smooth_images(count: int, seed: int = 0, size: tuple[int, int] | None = None
     return out
 
 
+def smooth_image(kind: str, seed: int = 0, size: tuple[int, int] = (1080, 1920)) -> Source:
+    """One procedurally generated smooth image of ``kind`` (``linear``, ``radial``, ``sky``, ``soft_shapes``,
+    ``noise_field``, ``sky_structures``), ``size`` = (H, W), deterministic in ``seed``."""
+    kinds = {g.__name__.strip("_"): g for g in _GENERATORS}
+    if kind not in kinds:
+        raise ConfigError(f"smooth image kind must be one of {', '.join(kinds)}; got {kind!r}")
+    rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, 0x5EED])
+    with one_torch_thread():
+        img = kinds[kind](rng, *size)
+    return _from_float(img.astype(np.float32), f"smooth/{kind}_{seed}", smooth=True)
+
+
 def embedded_default(seed: int = 0, synthetic: int = 48, downscale_factor: float = 1.0) -> list[Source]:
     """The built-in training set: :data:`SKIMAGE_PHOTOS` plus ``synthetic`` smooth images.
 
