@@ -15,7 +15,7 @@ from lightning import LightningModule
 from torchmetrics import MeanMetric, MetricCollection
 
 from src.metrics.collection import CLEAN, restoration_metrics, update_metrics
-from src.models.ema import EMA
+from src.models.ema import EMA, upgrade_state_dict
 from src.models.indi import INDISchedule
 from src.models.unet import count_parameters, macs_per_pixel
 from src.utils.config import to_plain
@@ -157,6 +157,10 @@ class INDIModule(LightningModule):
                 self.log(f"train/loss_{name}", value.detach(), on_step=False, on_epoch=True)
         return loss
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # resuming (ckpt_path=) a checkpoint written before the EMA was torch's AveragedModel
+        checkpoint["state_dict"] = upgrade_state_dict(checkpoint["state_dict"])
+
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self.ema is not None:
             self.ema.update(self.net)
@@ -296,7 +300,7 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu", ckpt: dict | N
     try:
         # the stored weights replace any initial ones: no need to read init_from's file again
         module = INDIModule(**{**ckpt["hyper_parameters"], "init_from": None})
-        module.load_state_dict(ckpt["state_dict"])
+        module.load_state_dict(upgrade_state_dict(ckpt["state_dict"]))
     except (RuntimeError, KeyError, TypeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(
