@@ -25,7 +25,18 @@ def radial_frequency(h: int, w: int, device: torch.device | str = "cpu") -> torc
     return torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2)
 
 
-class FFTLoss(nn.Module):
+class LossTerm(nn.Module):
+    """A loss term: :meth:`per_sample` ``(pred, target)`` ``(B, C, H, W)`` -> ``(B,)``, and ``forward`` its mean.
+    The per-image values are what ``DebandLoss``'s ``normalize="input"`` divides by the input's own."""
+
+    def per_sample(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.per_sample(pred, target).mean()
+
+
+class FFTLoss(LossTerm):
     """L1 on the real and imaginary parts of the orthonormal 2D FFT of ``pred - target``.
 
     Orthonormal scaling (Parseval) keeps the loss independent of the image size.
@@ -62,11 +73,8 @@ class FFTLoss(nn.Module):
             dist = dist * (mag / mag.flatten(-2).amax(-1)[..., None, None].clamp_min(1e-12)) ** self.alpha
         return dist.flatten(1).mean(1)
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return self.per_sample(pred, target).mean()
 
-
-class CharbonnierLoss(nn.Module):
+class CharbonnierLoss(LossTerm):
     """sqrt((pred - target)^2 + eps^2), a smooth L1."""
 
     def __init__(self, eps: float = 1e-3) -> None:
@@ -76,11 +84,8 @@ class CharbonnierLoss(nn.Module):
     def per_sample(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return torch.sqrt((pred - target) ** 2 + self.eps**2).flatten(1).mean(1)
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return self.per_sample(pred, target).mean()
 
-
-class PixelLoss(nn.Module):
+class PixelLoss(LossTerm):
     """Mean |pred - target|^p: p = 1 (L1) or 2 (L2)."""
 
     def __init__(self, p: int = 1) -> None:
@@ -91,11 +96,8 @@ class PixelLoss(nn.Module):
         d = (pred - target).abs()
         return (d if self.p == 1 else d * d).flatten(1).mean(1)
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return self.per_sample(pred, target).mean()
 
-
-class SSIMLoss(nn.Module):
+class SSIMLoss(LossTerm):
     """1 - SSIM (kornia), as a loss."""
 
     def __init__(self, window_size: int = 11) -> None:
@@ -106,11 +108,8 @@ class SSIMLoss(nn.Module):
         ssim = kornia.metrics.ssim(pred.float(), target.float(), self.window_size)
         return (1.0 - ssim).flatten(1).mean(1)
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return self.per_sample(pred, target).mean()
 
-
-class FlatL1Loss(nn.Module):
+class FlatL1Loss(LossTerm):
     """L1 over the pixels where the target is locally flat, 0 elsewhere, averaged over all pixels.
 
     Added to the other terms it weights the flat regions (skies, walls: where banding is seen) more than
@@ -123,9 +122,6 @@ class FlatL1Loss(nn.Module):
         with torch.no_grad():
             mask = smooth_mask(target).to(pred.dtype)
         return ((pred - target).abs() * mask).flatten(1).mean(1)
-
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return self.per_sample(pred, target).mean()
 
 
 TERMS = ("fft", "l1", "l2", "charbonnier", "ssim", "flat_l1")

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from src.models.losses import DebandLoss, FFTLoss, radial_frequency
+from src.models.losses import TERMS, DebandLoss, FFTLoss, radial_frequency
 from src.utils.errors import ConfigError
 
 
@@ -125,3 +125,16 @@ def test_flat_l1_counts_only_the_flat_pixels_of_the_target():
     assert torch.isclose(loss(textured + err, textured), torch.tensor(0.02 * 8 / 32), atol=1e-6)
     total, parts = DebandLoss({"l1": 1.0, "flat_l1": 2.0})(textured + err, textured)
     assert set(parts) == {"l1", "flat_l1"} and torch.isclose(total, parts["l1"] + 2 * parts["flat_l1"])
+
+
+def test_every_term_shares_the_base_class_and_its_mean() -> None:
+    from src.models.losses import LossTerm
+
+    g = torch.Generator().manual_seed(1)
+    pred, target = torch.rand(3, 3, 24, 24, generator=g), torch.rand(3, 3, 24, 24, generator=g)
+    loss = DebandLoss(weights={t: 1.0 for t in TERMS})
+    for name, term in loss.terms.items():
+        assert isinstance(term, LossTerm), name
+        per = term.per_sample(pred, target)
+        assert per.shape == (3,)
+        torch.testing.assert_close(term(pred, target), per.mean())
