@@ -21,6 +21,14 @@ from tests.inference.fixtures import save_tiny_checkpoint
 DEGRADATIONS = ("ycbcr_6_5", "rgb_jpeg", "h264", "stream_1080p")
 
 
+def _run_quality(capsys: pytest.CaptureFixture[str], out: Path, *args: str) -> str:
+    """Run ``python -m src.bench quality ARGS --out OUT`` on 1 thread; the report, checked to be printed too."""
+    assert main(["quality", *args, "--out", str(out), "--threads", "1"]) == 0
+    md = out.read_text()
+    assert md in capsys.readouterr().out  # printed as well as written
+    return md
+
+
 @pytest.fixture(autouse=True)
 def _one_thread():
     with one_torch_thread():  # tiny tensors: more threads only stall on a busy machine
@@ -60,32 +68,12 @@ def test_quality_benchmark_end_to_end(tmp_path, capsys):
     ckpt = save_tiny_checkpoint(tmp_path / "tiny.ckpt", steps=2, extra_hparams={"deband_steps": 1})
     out = tmp_path / "report" / "quality.md"
     # stream_1080p on 96x64 frames: the same code as 1920x1080, only smaller
-    rc = main(
-        [
-            "quality",
-            "--checkpoint",
-            str(ckpt),
-            "--recipe",
-            str(ckpt),
-            "--images",
-            str(tmp_path / "imgs"),
-            "--size",
-            "64",
-            "--stream-size",
-            "96x64",
-            "--figure-crop",
-            "48",
-            "--speed",
-            "extrapolate",
-            "--out",
-            str(out),
-            "--threads",
-            "1",
-        ]
+    md = _run_quality(
+        capsys,
+        out,
+        *("--checkpoint", str(ckpt), "--recipe", str(ckpt), "--images", str(tmp_path / "imgs")),
+        *("--size", "64", "--stream-size", "96x64", "--figure-crop", "48", "--speed", "extrapolate"),
     )
-    assert rc == 0
-    md = out.read_text()
-    assert md in capsys.readouterr().out  # printed as well as written
     tables = _tables(md)
     assert list(tables) == list(DEGRADATIONS)
     rows = [
@@ -220,24 +208,7 @@ def test_no_reference_frames(tmp_path, monkeypatch, capsys):
     Image.fromarray(np.round(smooth).astype(np.uint8)).save(frames / "published-indi-1.png")
     ckpt = save_tiny_checkpoint(tmp_path / "tiny.ckpt", steps=1)
     out = tmp_path / "frames.md"
-    rc = main(
-        [
-            "quality",
-            "--frames",
-            str(frames),
-            "--checkpoint",
-            str(ckpt),
-            "--figure-crop",
-            "64",
-            "--out",
-            str(out),
-            "--threads",
-            "1",
-        ]
-    )
-    assert rc == 0
-    md = out.read_text()
-    assert md in capsys.readouterr().out
+    md = _run_quality(capsys, out, "--frames", str(frames), "--checkpoint", str(ckpt), "--figure-crop", "64")
     per_frame = [line.strip("|").split("|") for line in md.splitlines() if line.startswith("| banded-")]
     rows = [(c[0].strip(), c[1].strip()) for c in per_frame]
     methods = [
