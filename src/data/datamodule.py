@@ -275,6 +275,11 @@ class BandingDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         self.setup("fit")
         ds = self.train_dataset
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None and trainer.world_size > 1:
+            # distributed: Lightning swaps in its DistributedSampler (each rank its share), which a
+            # resumed epoch starts over; the single-process loader below cannot take that sampler
+            return self._loader(ds, self.batch_size, shuffle=True, drop_last=len(ds) >= self.batch_size)
         # Shuffling only matters for paired data (index -> pair); drop_last keeps batch sizes equal.
         # Its position in the epoch goes into checkpoints, so a mid-epoch resume continues the epoch.
         return ResumableLoader(

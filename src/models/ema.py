@@ -3,35 +3,37 @@ submodule so checkpoints save and restore it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
 
-def warmup_ema(decay: float) -> Callable[[list[torch.Tensor], list[torch.Tensor], torch.Tensor | int], None]:
+class WarmupEMA:
     """``multi_avg_fn`` for ``AveragedModel``: EMA whose decay warms up as min(decay, (1 + n) / (10 + n)) after
     n averages, so early averages are not stale (torch's ``get_ema_multi_avg_fn`` keeps ``decay`` from the
-    start, which in a run of a few hundred steps would leave the average near the initial weights)."""
+    start, which in a run of a few hundred steps would leave the average near the initial weights).
+    A class rather than a closure so that the model pickles (``ddp_spawn`` sends it to its processes)."""
+
+    def __init__(self, decay: float) -> None:
+        self.decay = decay
 
     @torch.no_grad()
-    def avg(ema_params: list[torch.Tensor], params: list[torch.Tensor], num_averaged: torch.Tensor | int) -> None:
+    def __call__(self, ema_params: list[torch.Tensor], params: list[torch.Tensor], num_averaged: Any) -> None:
         n = int(num_averaged)
-        d = min(decay, (1.0 + n) / (10.0 + n))
+        d = min(self.decay, (1.0 + n) / (10.0 + n))
         torch._foreach_lerp_(ema_params, params, 1.0 - d)
-
-    return avg
 
 
 class EMA(AveragedModel):
     """EMA copy of ``net`` (``self.module``); :meth:`update` after each optimizer step. The first update copies
-    the weights, later ones average with :func:`warmup_ema`. Buffers follow the trained net."""
+    the weights, later ones average with :class:`WarmupEMA`. Buffers follow the trained net."""
 
     def __init__(self, net: nn.Module, decay: float = 0.999) -> None:
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"ema decay must be in [0, 1), got {decay}")
-        super().__init__(net, multi_avg_fn=warmup_ema(decay), use_buffers=False)
+        super().__init__(net, multi_avg_fn=WarmupEMA(decay), use_buffers=False)
         self.decay = decay
         self.module.eval()
         self.module.requires_grad_(False)

@@ -55,3 +55,11 @@ def test_old_checkpoints_load() -> None:
 def test_rejects_bad_decay() -> None:
     with pytest.raises(ValueError, match="decay"):
         EMA(nn.Linear(1, 1), 1.0)
+
+
+def test_pickles_for_spawned_processes() -> None:
+    import pickle
+
+    ema = EMA(nn.Linear(2, 2), 0.9)
+    again = pickle.loads(pickle.dumps(ema))
+    torch.testing.assert_close(again.module.weight, ema.module.weight)
