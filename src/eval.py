@@ -87,7 +87,7 @@ class StepTable:
             row: dict[str, Any] = {"steps": key}
             row.update({n: values.get(n, float("nan")) for n in self.names})
             timed = key not in ("input", "clean")
-            row["s_per_mpx"] = r.seconds / r.megapixels if timed and r.megapixels else float("nan")
+            row["s_per_mpx"] = r.s_per_mpx if timed else float("nan")
             out.append(row)
         return out
 

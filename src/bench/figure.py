@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from src.bench.quality import frame_size
 from src.utils.errors import ConfigError
 
 
@@ -23,7 +24,7 @@ def add_figure_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--kind", default="sky_structures", help="procedural scene (src.data.sources.smooth_image)")
     p.add_argument("--seed", type=int, default=3)
-    p.add_argument("--size", default="1920x1080", metavar="WxH", help="frame size (default 1920x1080)")
+    p.add_argument("--size", type=frame_size, default=(1080, 1920), metavar="WxH", help="default 1920x1080")
     p.add_argument("--crop", type=int, default=320, help="crop size in pixels")
     p.add_argument("--out", type=Path, default=Path("logs/benchmark/stream_figure.png"))
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the idle cores)")
@@ -44,14 +45,14 @@ def run_figure(args: argparse.Namespace) -> int:
     from src.metrics.panels import save_panels
     from src.utils.threads import set_torch_threads
 
-    w, sep, h = args.size.partition("x")
-    if not (sep and w.isdigit() and h.isdigit() and int(w) >= 64 and int(h) >= 64):
-        raise ConfigError(f"--size must be WxH with both at least 64, got {args.size!r}")
-    if not 64 <= args.crop <= min(int(w), int(h)):
+    h, w = args.size
+    if min(h, w) < 64:
+        raise ConfigError(f"--size must be WxH with both at least 64, got {w}x{h}")
+    if not 64 <= args.crop <= min(h, w):
         raise ConfigError(f"--crop must be between 64 and the frame's short side, got {args.crop}")
     set_torch_threads(args.threads)
     models = [_named(s) for s in (args.checkpoint or ["default"])]
-    src = smooth_image(args.kind, args.seed, (int(h), int(w)))
+    src = smooth_image(args.kind, args.seed, (h, w))
     clean = torch.from_numpy(src.to_float()).permute(2, 0, 1).contiguous()
     banded = stream_roundtrip(clean, luma_bits=6, chroma_bits=5, codec="h264", quality=30)
     panels = [("banded input", banded)]
@@ -64,7 +65,7 @@ def run_figure(args: argparse.Namespace) -> int:
     panels.append(("clean", clean))
     rows.append(("clean", banding_scores(clean, banded, clean)))
     save_panels(panels, args.crop, args.out, ref=clean, plain=False, heat_kw={"max_log_contrast": 5})
-    print(f"| {args.kind} (seed {args.seed}), {args.size} | PSNR | smooth PSNR | CAMBI mlc5 | Cb / Cr CAMBI mlc5 |")
+    print(f"| {args.kind} (seed {args.seed}), {w}x{h} | PSNR | smooth PSNR | CAMBI mlc5 | Cb / Cr CAMBI mlc5 |")
     print("|---|---|---|---|---|")
     for name, s in rows:
         print(

@@ -697,7 +697,7 @@ def render_frames(results: dict[str, dict[str, ResultRow]], methods: Sequence[Me
 
 
 # --------------------------------------------------------------------------------------------------- CLI
-def _frame_size(text: str) -> tuple[int, int]:
+def frame_size(text: str) -> tuple[int, int]:
     """``WIDTHxHEIGHT`` -> ``(height, width)``."""
     try:
         w, h = (int(v) for v in text.lower().split("x"))
@@ -735,7 +735,7 @@ def add_quality_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--stream-size",
-        type=_frame_size,
+        type=frame_size,
         default=FRAME_1080P,
         metavar="WxH",
         help="frame size of stream_1080p (default 1920x1080)",

@@ -54,8 +54,8 @@ class ResultRow:
 
     @property
     def s_per_mpx(self) -> float:
-        """Seconds per megapixel restored (NaN when nothing was timed)."""
-        return self.seconds / self.megapixels if self.megapixels and self.seconds else float("nan")
+        """Seconds per megapixel restored (NaN when nothing was restored)."""
+        return self.seconds / self.megapixels if self.megapixels else float("nan")
 
 
 def nanmean(values: Sequence[float]) -> float:
