@@ -100,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--compile", action="store_true", help="torch.compile the network (slow start; for long videos)")
     g.add_argument(
+        "--no-contour",
+        action="store_true",
+        help="skip the contour interpolation after the network (it rebuilds the ramps under bands wider than "
+        "the network sees; about 1 s per 1080p frame)",
+    )
+    g.add_argument(
         "--threads",
         type=int,
         default=None,
@@ -365,7 +371,9 @@ def main(argv: list[str] | None = None) -> int:
         from src.utils.threads import set_torch_threads
 
         set_torch_threads(args.threads)
-        debander = Debander.from_checkpoint(args.checkpoint, device=args.device, dtype=args.dtype, compile=args.compile)
+        debander = Debander.from_checkpoint(
+            args.checkpoint, device=args.device, dtype=args.dtype, compile=args.compile, contour=not args.no_contour
+        )
     except KeyboardInterrupt:
         _say("error: interrupted")
         return 130

@@ -296,8 +296,11 @@ def _load_model_method(
     notes: list[str],
     describe: list[str],
     schedule_steps: bool = False,
+    network_only: bool = False,
 ) -> list[Method]:
-    """``[the model's Method]``, or ``[]`` with a note when its weights do not load."""
+    """The model's rows (as ``deband`` runs it: the network, then contour interpolation), or ``[]`` with a
+    note when its weights do not load; ``network_only`` adds the rows of the network without the contour
+    pass (the same weights)."""
     from src.inference.debander import Debander
 
     try:
@@ -308,7 +311,11 @@ def _load_model_method(
     if schedule_steps:
         d.weights = replace(d.weights, deband_steps=None)
     describe.append(f"{label}: {d.describe()}")
-    return _model_methods(label, d)
+    rows = _model_methods(label, d)
+    if network_only:
+        net = Debander(d.weights, d.device, d.dtype, contour=None)
+        rows += _model_methods(f"{label}, network only", net)
+    return rows
 
 
 GUIDED = (4, 1e-4)  # radius, eps of the guided-filter baseline: the best of a small grid on the test photos
@@ -350,7 +357,7 @@ def build_methods(
     if checkpoint is None:
         notes.append("default model: skipped (--checkpoint none)")
     else:
-        methods += _load_model_method("default model", checkpoint, device, dtype, notes, describe)
+        methods += _load_model_method("default model", checkpoint, device, dtype, notes, describe, network_only=True)
     return methods
 
 

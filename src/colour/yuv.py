@@ -8,11 +8,20 @@ leaves unchanged comes back exactly (up to rounding); the net itself sees the fu
 from __future__ import annotations
 
 import numpy as np
+import torch
 from av.video.frame import VideoFrame
 
 from src.colour.dither import quantize
 
-__all__ = ["frame_to_rgb", "rgb_to_frame", "matrix_name", "matrix_for", "is_full_range"]
+__all__ = [
+    "frame_to_rgb",
+    "rgb_to_frame",
+    "matrix_name",
+    "matrix_for",
+    "is_full_range",
+    "rgb_to_ycbcr709",
+    "ycbcr709_to_rgb",
+]
 
 # (Kr, Kb) of the Y'CbCr matrices; AVColorSpace codes -> matrix
 _K = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722), "bt2020": (0.2627, 0.0593)}
@@ -135,3 +144,25 @@ def _downsample(c: np.ndarray) -> np.ndarray:
     if h % 2 or w % 2:
         c = np.pad(c, ((0, h % 2), (0, w % 2)), mode="edge")
     return c.reshape(c.shape[0] // 2, 2, c.shape[1] // 2, 2).mean(axis=(1, 3))
+
+
+def rgb_to_ycbcr709(rgb: torch.Tensor) -> torch.Tensor:
+    """``(..., 3, H, W)`` RGB in [0, 1] -> BT.709 limited-range Y'CbCr as unrounded 8-bit code values
+    (``Y = 16 + 219 Y'``, ``Cb/Cr = 128 + 224 (B'/R' - Y') / (2 (1 - Kb/Kr))``), float64."""
+    kr, kb = _K["bt709"]
+    x = rgb.to(torch.float64)
+    r, g, b = x[..., 0, :, :], x[..., 1, :, :], x[..., 2, :, :]
+    y = kr * r + (1 - kr - kb) * g + kb * b
+    return torch.stack(
+        [16 + 219 * y, 128 + 224 * (b - y) / (2 * (1 - kb)), 128 + 224 * (r - y) / (2 * (1 - kr))], dim=-3
+    )
+
+
+def ycbcr709_to_rgb(codes: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`rgb_to_ycbcr709`: ``(..., 3, H, W)`` codes -> RGB float64, not clamped."""
+    kr, kb = _K["bt709"]
+    y = (codes[..., 0, :, :] - 16) / 219
+    b = y + (codes[..., 1, :, :] - 128) / 224 * (2 * (1 - kb))
+    r = y + (codes[..., 2, :, :] - 128) / 224 * (2 * (1 - kr))
+    g = (y - kr * r - kb * b) / (1 - kr - kb)
+    return torch.stack([r, g, b], dim=-3)

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from src.baselines.contour import ContourConfig, contour_fill
 from src.inference.convert import finish, prepare
 from src.inference.device import pick_device, pick_dtype
 from src.inference.tiling import run_tiled
@@ -47,6 +48,9 @@ class Debander:
         channels_last: convert the network to NHWC memory layout. The project's UNet already keeps itself in
             NHWC unless built with ``channels_last: false`` (see its docstring), so this matters only for
             networks trained with it off.
+        contour: after the network, contour interpolation over the whole image
+            (:mod:`src.baselines.contour`) rebuilds the ramps under bands wider than the network sees; None
+            leaves the network's output as it is.
     """
 
     def __init__(
@@ -56,8 +60,10 @@ class Debander:
         dtype: torch.dtype = torch.float32,
         compile: bool = False,
         channels_last: bool = False,
+        contour: ContourConfig | None = None,
     ) -> None:
         self.weights = weights
+        self.contour = contour
         self.device = torch.device(device)
         self.dtype = dtype
         self.channels_last = channels_last and isinstance(weights.net, torch.nn.Module)
@@ -79,18 +85,22 @@ class Debander:
         device: str | torch.device | None = None,
         dtype: str | torch.dtype | None = None,
         compile: bool = False,
+        contour: bool = True,
     ) -> Debander:
         """Load a Lightning ``.ckpt`` (its EMA weights), an exported ``.pt``/``.onnx``, or ``"default"``.
 
         ``device``: None/"auto" picks cuda, then mps, then cpu. ``dtype``: None picks bfloat16 on CUDA and on
-        CPUs with native bf16 (AVX512-BF16/AMX), float32 elsewhere.
+        CPUs with native bf16 (AVX512-BF16/AMX), float32 elsewhere. ``contour``: run the wide-band contour
+        interpolation after the network (default; see the class).
         """
         onnx = str(path).lower().endswith(".onnx")
         # checked before loading: a bad device/dtype fails fast
         dev = torch.device("cpu") if onnx and device is None else pick_device(device)
         # onnxruntime's CPU provider runs the graph in its own precision, float32
         dt = pick_dtype(dtype or "float32", dev) if onnx else pick_dtype(dtype, dev)
-        return cls(load_weights(path, device="cpu"), dev, dt, compile=compile)
+        return cls(
+            load_weights(path, device="cpu"), dev, dt, compile=compile, contour=ContourConfig() if contour else None
+        )
 
     # ---------------------------------------------------------------------------------------------- info
     @property
@@ -114,9 +124,10 @@ class Debander:
         n = torch.get_num_threads()
         where = f"cpu, {n} thread{'s' if n != 1 else ''}" if self.device.type == "cpu" else str(self.device)
         steps = self.default_steps
+        post = "; then contour interpolation" if self.contour is not None else ""
         return (
             f"using weights: {w.source} ({what}{size}; {steps} step{'s' if steps != 1 else ''} by default; "
-            f"{where}, {dtype})"
+            f"{where}, {dtype}{post})"
         )
 
     # ---------------------------------------------------------------------------------------------- API
@@ -156,7 +167,8 @@ class Debander:
         seed: int = 0,
         callback: Progress | None = None,
     ) -> torch.Tensor:
-        """The core: ``(B, 3, H, W)`` float in [0, 1] -> ``(B, 3, H, W)`` float32 in [0, 1] on the CPU."""
+        """The core: ``(B, 3, H, W)`` float in [0, 1] -> ``(B, 3, H, W)`` float32 in [0, 1] on the CPU: the
+        network (tiled when large), then the contour interpolation over the whole image when it is on."""
         if x.ndim != 4 or x.shape[1] != 3:
             raise ConfigError(f"deband_batch expects (B, 3, H, W), got {tuple(x.shape)}")
         if steps is not None:
@@ -184,8 +196,10 @@ class Debander:
                 out = restore(x)
                 if callback is not None:
                     callback(1, 1)
-                return out
-            return run_tiled(restore, x, tile, overlap, callback=callback)
+            else:
+                out = run_tiled(restore, x, tile, overlap, callback=callback)
+        # whole-image pass: a band can be wider than a tile
+        return contour_fill(out, self.contour) if self.contour is not None else out
 
     def _net_fn(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """One network evaluation in the configured layout and dtype; the result is float32 NCHW."""

@@ -11,7 +11,7 @@ import numpy as np
 
 from src.utils.errors import ConfigError
 
-__all__ = ["check_int", "check_prob", "float_range", "int_range"]
+__all__ = ["check_int", "check_float", "check_prob", "float_range", "int_range"]
 
 
 def _is_int(value: Any) -> bool:
@@ -32,6 +32,14 @@ def check_int(name: str, value: Any, lo: int | None = None, hi: int | None = Non
             want = "an integer"
         raise ConfigError(f"{name} must be {want}, got {value!r}")
     return int(value)
+
+
+def check_float(name: str, value: Any, lo: float, hi: float) -> float:
+    """``value`` as a finite float in ``[lo, hi]``."""
+    ok = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+    if not ok or not lo <= float(value) <= hi:
+        raise ConfigError(f"{name} must be a number in [{lo:g}, {hi:g}], got {value!r}")
+    return float(value)
 
 
 def check_prob(name: str, value: Any) -> float:

@@ -85,6 +85,8 @@ def test_quality_benchmark_end_to_end(tmp_path, capsys):
         "recipe (2 steps) (dithered)",
         "default model (1 step)",
         "default model (1 step) (dithered)",
+        "default model, network only (1 step)",
+        "default model, network only (1 step) (dithered)",
     ]
     for deg, table in tables.items():
         assert list(table) == rows, deg
@@ -218,6 +220,8 @@ def test_no_reference_frames(tmp_path, monkeypatch, capsys):
         "guided filter (r 4, eps 0.0001)",
         "default model (1 step)",
         "default model (1 step) (dithered)",
+        "default model, network only (1 step)",
+        "default model, network only (1 step) (dithered)",
     ]
     assert rows == [("banded-1.png", m) for m in [*methods, "published model"]] + [("banded-2.png", m) for m in methods]
     assert all(len(c) == len(bq.FRAME_COLUMNS) + 3 for c in per_frame)

@@ -1,0 +1,190 @@
+"""Contour interpolation: rebuilds the ramp that each band of a banded frame stands for, across its whole width.
+
+A band is a plateau: a region holding one code (up to the codec's noise) between a lower and a higher
+plateau a few codes away. The smooth image it came from crossed the midpoint between two codes at each of
+the plateau's borders, so a point inside lies, to first order, on the straight line between the two borders
+it is nearest to: ``f = m_lo + (m_hi - m_lo) * d_lo / (d_lo + d_hi)`` with ``m`` the midpoints and ``d`` the
+distances. This is exact for a banded linear ramp and leaves a smooth, unbanded ramp where it was (both
+distances are equal), and its reach is the band's width, whatever that is (up to ``reach`` pixels): no blur
+or small network can see across a 500 px band, and no wide blur can stay off the real shading beside it.
+
+Each Y'CbCr plane (BT.709 limited-range codes, where video bands live) is worked at ``1/block`` resolution:
+block means, their levels rounded to a code, and, per level, Euclidean distance transforms to the nearest
+block at least ``threshold`` codes higher (lower) but at most ``max_step`` codes away (steps larger than
+that are edges, not bands). A block moves only where it looks like a band crossing: both borders found
+within ``reach`` pixels, on opposite sides (the directions to them at least 60 degrees apart, fading out as
+they align), and steps up and down of about the same size (their ratio above ``step_match``: bit-depth
+bands are regular, a codec's flat blocks are not). A plateau with one border keeps its value (it may be a
+real extremum); blocks whose own range exceeds ``max_step`` and their neighbours, and texture (luma std over
+9 x 9 above ``texture_std``), keep the input, and corrections fade out past ``max_change`` codes. The
+correction, smoothed over 3 x 3 blocks and upsampled bilinearly, is added to the input, so detail finer
+than a block stays.
+
+It runs after the network (:class:`~src.inference.debander.Debander`): the network removes narrow bands
+and the codec's noise, this rebuilds the wide ones it cannot see across.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+
+from src.colour.yuv import rgb_to_ycbcr709, ycbcr709_to_rgb
+from src.utils.validate import check_float, check_int
+
+__all__ = ["ContourConfig", "contour_plane", "contour_fill"]
+
+
+@dataclass(frozen=True)
+class ContourConfig:
+    """Parameters of :func:`contour_fill`; distances in full-resolution pixels, values in 8-bit codes."""
+
+    luma_block: int = 8
+    chroma_block: int = 4
+    threshold: float = 2.0
+    max_step: float = 12.0
+    reach: int = 640
+    max_change: float = 6.0
+    texture_std: float = 5.0
+    step_match: float = 0.6
+
+    def __post_init__(self) -> None:
+        check_int("contour luma_block", self.luma_block, 1, 16)
+        check_int("contour chroma_block", self.chroma_block, 1, 16)
+        check_float("contour threshold", self.threshold, 0.5, 64.0)
+        check_float("contour max_step", self.max_step, self.threshold, 128.0)
+        check_int("contour reach", self.reach, 16, 8192)
+        check_float("contour max_change", self.max_change, 0.0, 128.0)
+        check_float("contour texture_std", self.texture_std, 0.0, 128.0)
+        check_float("contour step_match", self.step_match, 0.0, 1.0)
+
+
+def _pad_to(t: torch.Tensor, k: int) -> torch.Tensor:
+    h, w = t.shape[-2:]
+    ph, pw = -h % k, -w % k
+    return F.pad(t, (0, pw, 0, ph), mode="replicate") if ph or pw else t
+
+
+def _distances(
+    lo: np.ndarray, levels: np.ndarray, active: np.ndarray, cfg: ContourConfig, k: int, up: bool
+) -> tuple[np.ndarray, ...]:
+    """Per ``active`` block: distance (in blocks) to the nearest block a step above (``up``) or below its
+    level, the value of the plateau there and the block's row/column; ``inf`` where there is none within
+    ``reach`` (and on inactive blocks)."""
+    h, w = lo.shape
+    rmax = cfg.reach / k
+    ext = ndimage.maximum_filter(lo, 3, mode="nearest") if up else ndimage.minimum_filter(lo, 3, mode="nearest")
+    r = int(np.ceil(rmax))
+    dist = np.full((h, w), np.inf)
+    val = np.zeros((h, w))
+    pos = np.zeros((2, h, w))
+    for lev in np.unique(levels[active]):
+        sel = (levels == lev) & active
+        rows, cols = np.nonzero(sel.any(1))[0], np.nonzero(sel.any(0))[0]
+        # a target within reach of a selected block lies inside their bounding box grown by reach
+        y0, y1 = max(rows[0] - r, 0), min(rows[-1] + r + 1, h)
+        x0, x1 = max(cols[0] - r, 0), min(cols[-1] + r + 1, w)
+        win = lo[y0:y1, x0:x1]
+        diff = win - lev if up else lev - win
+        target = (diff >= cfg.threshold) & (diff <= cfg.max_step)
+        if not target.any():
+            continue
+        d, (ii, jj) = ndimage.distance_transform_edt(~target, return_indices=True)
+        s = sel[y0:y1, x0:x1]
+        dist[y0:y1, x0:x1][s] = d[s]
+        # a target straddling the border holds a mix of two plateaus: take the far plateau's value beside it
+        far = ext[y0:y1, x0:x1][ii[s], jj[s]]
+        lim = lev + cfg.max_step if up else lev - cfg.max_step
+        val[y0:y1, x0:x1][s] = np.minimum(far, lim) if up else np.maximum(far, lim)
+        pos[0, y0:y1, x0:x1][s] = ii[s] + y0
+        pos[1, y0:y1, x0:x1][s] = jj[s] + x0
+    dist[dist > rmax] = np.inf
+    return dist, val, pos
+
+
+def contour_plane(
+    plane: torch.Tensor, cfg: ContourConfig = ContourConfig(), weight: torch.Tensor | None = None, block: int = 4
+) -> torch.Tensor:
+    """One plane of codes ``(H, W)`` float -> the contour-interpolated plane ``(H, W)`` float64, worked on
+    ``block`` x ``block`` block means.
+
+    ``weight`` ``(H, W)`` in [0, 1] scales the correction per pixel (0: keep the input there).
+    """
+    check_int("contour block", block, 1, 16)
+    k = block
+    h, w = plane.shape
+    t = _pad_to(plane.to(torch.float64)[None, None], k)
+    lo_t = F.avg_pool2d(t, k)
+    lo = lo_t[0, 0].numpy()
+    levels = np.round(lo).astype(np.int64)
+    # blocks that span more than a step (edges, texture) and their neighbours keep the input
+    span = F.max_pool2d(t, k) + F.max_pool2d(-t, k)
+    trust = (span <= cfg.max_step).to(torch.float64)
+    trust = -F.max_pool2d(-trust, 3, 1, 1)
+    wt = torch.ones_like(t) if weight is None else _pad_to(weight.to(torch.float64)[None, None], k)
+    # only blocks that can move (and their 3 x 3 neighbours, which the smoothing below reads) need distances
+    active = F.max_pool2d(trust * (F.avg_pool2d(wt, k) > 0.5), 3, 1, 1)[0, 0].numpy() > 0
+    # the two searches are independent, and scipy's transforms release the GIL
+    with ThreadPoolExecutor(2 if torch.get_num_threads() > 1 else 1) as pool:
+        (a, vu, pu), (b, vd, pd) = pool.map(lambda up: _distances(lo, levels, active, cfg, k, up), (True, False))
+    mid_up, mid_dn = (lo + vu) / 2, (lo + vd) / 2
+    fa, fb = np.isfinite(a), np.isfinite(b)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ramp = mid_dn + (mid_up - mid_dn) * b / (a + b)
+        gi, gj = np.mgrid[0 : lo.shape[0], 0 : lo.shape[1]]
+        uy, ux, dy, dx = pu[0] - gi, pu[1] - gj, pd[0] - gi, pd[1] - gj
+        cos = (uy * dy + ux * dx) / np.maximum(np.hypot(uy, ux) * np.hypot(dy, dx), 1e-9)
+    # borders on opposite sides: a band crossing; on the same side: a blotch or a ridge, left alone
+    wgt = np.clip(0.5 - cos, 0.0, 1.0)
+    # bit-depth bands step by about the same amount up and down; a codec's flat blocks do not
+    with np.errstate(invalid="ignore", divide="ignore"):
+        su, sd = vu - lo, lo - vd
+        ratio = np.minimum(su, sd) / np.maximum(su, sd)
+    wgt = wgt * np.clip((ratio - cfg.step_match) / 0.2, 0.0, 1.0)
+    # only blocks between two borders move: a plateau with one border may be a real extremum
+    f = np.where(fa & fb, lo + wgt * (ramp - lo), lo)
+
+    corr = (torch.from_numpy(f)[None, None] - lo_t) * trust
+    corr = F.avg_pool2d(F.pad(corr, (1, 1, 1, 1), mode="replicate"), 3, 1)
+    # the correction is added to the input, so detail finer than a block stays
+    est = t + F.interpolate(corr, size=t.shape[-2:], mode="bilinear", align_corners=False)
+    d = est - t
+    # a correction much larger than half a step is an edge the tests above missed
+    keep = (2 - d.abs() / max(cfg.max_change, 1e-9)).clamp(0, 1)
+    out = t + d * keep * wt
+    return out[0, 0, :h, :w]
+
+
+def _texture_weight(luma: torch.Tensor, cfg: ContourConfig) -> torch.Tensor:
+    """1 where the luma's 9 x 9 std is under ``texture_std`` codes, fading to 0 at 1.5x that."""
+    x = luma[None, None]
+    xp = F.pad(x, (4, 4, 4, 4), mode="replicate")
+    m = F.avg_pool2d(xp, 9, 1)
+    sq = F.avg_pool2d(xp * xp, 9, 1)
+    std = (sq - m * m).clamp_min(0).sqrt()[0, 0]
+    t = max(cfg.texture_std, 1e-9)
+    return (1.5 - std / t).clamp(0, 0.5) * 2
+
+
+def contour_fill(rgb: torch.Tensor, cfg: ContourConfig = ContourConfig()) -> torch.Tensor:
+    """Contour-interpolate each Y'CbCr plane of ``rgb`` ``(3, H, W)`` or ``(B, 3, H, W)`` in [0, 1].
+
+    Returns float32 of the same shape in [0, 1]. Flat regions between band borders become ramps; edges,
+    texture and regions that do not look like bands keep the input.
+    """
+    if rgb.ndim == 3:
+        return contour_fill(rgb[None], cfg)[0]
+    if rgb.ndim != 4 or rgb.shape[1] != 3:
+        raise ValueError(f"contour_fill expects (3, H, W) or (B, 3, H, W), got {tuple(rgb.shape)}")
+    outs = []
+    for img in rgb.detach().to("cpu", torch.float64):
+        ycc = rgb_to_ycbcr709(img)
+        wt = _texture_weight(ycc[0], cfg)
+        planes = [contour_plane(p, cfg, wt, cfg.luma_block if i == 0 else cfg.chroma_block) for i, p in enumerate(ycc)]
+        outs.append(ycbcr709_to_rgb(torch.stack(planes)))
+    return torch.stack(outs).clamp(0, 1).to(torch.float32)

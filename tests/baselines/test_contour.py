@@ -1,0 +1,93 @@
+import pytest
+import torch
+
+from src.baselines.contour import ContourConfig, contour_fill, contour_plane
+from src.colour.yuv import rgb_to_ycbcr709, ycbcr709_to_rgb
+from src.utils.errors import ConfigError
+
+
+def _ramp(h: int, w: int, lo: float, hi: float) -> torch.Tensor:
+    """A grey horizontal ramp ``(3, h, w)`` from ``lo`` to ``hi`` (8-bit codes of R = G = B)."""
+    row = torch.linspace(lo, hi, w, dtype=torch.float64) / 255
+    return row.view(1, 1, w).expand(3, h, w).clone()
+
+
+def _band(x: torch.Tensor, step: float) -> torch.Tensor:
+    """Round to a grid of ``step`` 8-bit codes: plateaus ``step`` codes apart."""
+    return torch.round(x * 255 / step) * step / 255
+
+
+def _codes_err(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a.double() - b.double()).abs() * 255
+
+
+def test_wide_bands_become_the_ramp():
+    # 6 plateaus of 256 px, 5 codes apart: far wider than any local filter's reach
+    clean = _ramp(64, 1536, 100, 130)
+    banded = _band(clean, 5)
+    out = contour_fill(banded)
+    inner = (slice(None), slice(None), slice(300, 1236))  # away from the open ends of the ramp
+    before = _codes_err(banded, clean)[inner].mean().item()
+    after = _codes_err(out, clean)[inner].mean().item()
+    assert before > 1.0
+    assert after < 0.25 * before
+    # the ramp is rebuilt across each plateau's whole width; what is left sits on the hard borders
+    # themselves (within a block), which the network before it smooths in the product
+    assert torch.quantile(_codes_err(out, clean)[0][inner[1:]].flatten(), 0.9).item() < 0.2
+
+
+def test_smooth_ramp_edges_and_texture_are_kept():
+    smooth = _ramp(64, 512, 60, 70)
+    assert _codes_err(contour_fill(smooth), smooth).max().item() < 0.3
+    edge = torch.full((3, 64, 128), 40 / 255, dtype=torch.float64)
+    edge[:, :, 64:] = 200 / 255
+    assert _codes_err(contour_fill(edge), edge).max().item() < 1e-3
+    g = torch.Generator().manual_seed(0)
+    texture = (
+        (0.5 + 12 / 255 * torch.randn(1, 128, 128, generator=g, dtype=torch.float64)).clamp(0, 1).expand(3, -1, -1)
+    )
+    assert _codes_err(contour_fill(texture), texture).mean().item() < 0.05
+
+
+def test_shapes_dtype_and_odd_sizes():
+    x = _band(_ramp(37, 53, 20, 40), 4).float()
+    out = contour_fill(x)
+    assert out.shape == x.shape and out.dtype == torch.float32
+    assert 0 <= out.min() and out.max() <= 1
+    batch = contour_fill(torch.stack([x, x.flip(-1)]))
+    assert batch.shape == (2, 3, 37, 53)
+    assert torch.allclose(batch[0], out)
+    with pytest.raises(ValueError, match="expects"):
+        contour_fill(x[:1])
+
+
+def test_plane_changes_at_most_max_change_fade():
+    p = torch.full((32, 32), 100.0)
+    p[:, 16:] = 140.0  # an edge, 40 codes: not a band
+    assert torch.equal(contour_plane(p), p.double())
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"luma_block": 0},
+        {"chroma_block": 17},
+        {"threshold": 0.1},
+        {"max_step": 1.0},
+        {"reach": 1},
+        {"step_match": 1.5},
+        {"max_change": "x"},
+    ],
+)
+def test_config_checked(kwargs):
+    with pytest.raises(ConfigError):
+        ContourConfig(**kwargs)
+
+
+def test_ycbcr709_round_trip():
+    g = torch.Generator().manual_seed(1)
+    rgb = torch.rand(2, 3, 8, 8, generator=g, dtype=torch.float64)
+    codes = rgb_to_ycbcr709(rgb)
+    assert torch.allclose(ycbcr709_to_rgb(codes), rgb, atol=1e-12)
+    white = rgb_to_ycbcr709(torch.ones(3, 1, 1, dtype=torch.float64)).flatten().tolist()
+    assert white == pytest.approx([235.0, 128.0, 128.0])
