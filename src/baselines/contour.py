@@ -39,6 +39,9 @@ from src.utils.validate import check_float, check_int
 
 __all__ = ["ContourConfig", "contour_plane", "contour_fill"]
 
+#: blocks searched around a level's blocks before the whole reach (most bands are narrower)
+NEAR = 24
+
 
 @dataclass(frozen=True)
 class ContourConfig:
@@ -52,6 +55,7 @@ class ContourConfig:
     max_change: float = 6.0
     texture_std: float = 5.0
     step_match: float = 0.6
+    min_blocks: int = 32
 
     def __post_init__(self) -> None:
         check_int("contour luma_block", self.luma_block, 1, 16)
@@ -62,6 +66,7 @@ class ContourConfig:
         check_float("contour max_change", self.max_change, 0.0, 128.0)
         check_float("contour texture_std", self.texture_std, 0.0, 128.0)
         check_float("contour step_match", self.step_match, 0.0, 1.0)
+        check_int("contour min_blocks", self.min_blocks, 1, 1 << 20)
 
 
 def _pad_to(t: torch.Tensor, k: int) -> torch.Tensor:
@@ -83,26 +88,38 @@ def _distances(
     dist = np.full((h, w), np.inf)
     val = np.zeros((h, w))
     pos = np.zeros((2, h, w))
-    for lev in np.unique(levels[active]):
-        sel = (levels == lev) & active
-        rows, cols = np.nonzero(sel.any(1))[0], np.nonzero(sel.any(0))[0]
-        # a target within reach of a selected block lies inside their bounding box grown by reach
-        y0, y1 = max(rows[0] - r, 0), min(rows[-1] + r + 1, h)
-        x0, x1 = max(cols[0] - r, 0), min(cols[-1] + r + 1, w)
-        win = lo[y0:y1, x0:x1]
-        diff = win - lev if up else lev - win
-        target = (diff >= cfg.threshold) & (diff <= cfg.max_step)
-        if not target.any():
-            continue
-        d, (ii, jj) = ndimage.distance_transform_edt(~target, return_indices=True)
-        s = sel[y0:y1, x0:x1]
-        dist[y0:y1, x0:x1][s] = d[s]
-        # a target straddling the border holds a mix of two plateaus: take the far plateau's value beside it
-        far = ext[y0:y1, x0:x1][ii[s], jj[s]]
+    levs, counts = np.unique(levels[active], return_counts=True)
+    # a level held by a few blocks only is a border's mixed blocks or texture, not a plateau to rebuild
+    for lev in levs[counts >= cfg.min_blocks]:
+        todo = (levels == lev) & active
         lim = lev + cfg.max_step if up else lev - cfg.max_step
-        val[y0:y1, x0:x1][s] = np.minimum(far, lim) if up else np.maximum(far, lim)
-        pos[0, y0:y1, x0:x1][s] = ii[s] + y0
-        pos[1, y0:y1, x0:x1][s] = jj[s] + x0
+        # most bands are narrower than NEAR blocks: search a small window first, then the whole reach for
+        # the blocks whose nearest target was not found within it
+        for margin in (min(NEAR, r), r) if r > NEAR else (r,):
+            rows, cols = np.nonzero(todo.any(1))[0], np.nonzero(todo.any(0))[0]
+            # a target within ``margin`` of a selected block lies inside their bounding box grown by margin
+            y0, y1 = max(rows[0] - margin, 0), min(rows[-1] + margin + 1, h)
+            x0, x1 = max(cols[0] - margin, 0), min(cols[-1] + margin + 1, w)
+            win = lo[y0:y1, x0:x1]
+            diff = win - lev if up else lev - win
+            target = (diff >= cfg.threshold) & (diff <= cfg.max_step)
+            if not target.any():
+                if margin == r:
+                    break
+                continue
+            d, (ii, jj) = ndimage.distance_transform_edt(~target, return_indices=True)
+            s = todo[y0:y1, x0:x1]
+            if margin < r:
+                s = s & (d <= margin)  # nearer than anything outside the window: final
+            dist[y0:y1, x0:x1][s] = d[s]
+            # a target straddling a border holds a mix of two plateaus: take the far plateau's value beside it
+            far = ext[y0:y1, x0:x1][ii[s], jj[s]]
+            val[y0:y1, x0:x1][s] = np.minimum(far, lim) if up else np.maximum(far, lim)
+            pos[0, y0:y1, x0:x1][s] = ii[s] + y0
+            pos[1, y0:y1, x0:x1][s] = jj[s] + x0
+            todo[y0:y1, x0:x1][s] = False
+            if not todo.any():
+                break
     dist[dist > rmax] = np.inf
     return dist, val, pos
 
@@ -110,7 +127,7 @@ def _distances(
 def contour_plane(
     plane: torch.Tensor, cfg: ContourConfig = ContourConfig(), weight: torch.Tensor | None = None, block: int = 4
 ) -> torch.Tensor:
-    """One plane of codes ``(H, W)`` float -> the contour-interpolated plane ``(H, W)`` float64, worked on
+    """One plane of codes ``(H, W)`` float -> the contour-interpolated plane ``(H, W)`` float32, worked on
     ``block`` x ``block`` block means.
 
     ``weight`` ``(H, W)`` in [0, 1] scales the correction per pixel (0: keep the input there).
@@ -118,15 +135,16 @@ def contour_plane(
     check_int("contour block", block, 1, 16)
     k = block
     h, w = plane.shape
-    t = _pad_to(plane.to(torch.float64)[None, None], k)
+    # float32 at full resolution (codes need ~1e-4 precision); the block-level geometry runs in float64
+    t = _pad_to(plane.to(torch.float32)[None, None], k)
     lo_t = F.avg_pool2d(t, k)
-    lo = lo_t[0, 0].numpy()
+    lo = lo_t[0, 0].double().numpy()
     levels = np.round(lo).astype(np.int64)
     # blocks that span more than a step (edges, texture) and their neighbours keep the input
     span = F.max_pool2d(t, k) + F.max_pool2d(-t, k)
-    trust = (span <= cfg.max_step).to(torch.float64)
+    trust = (span <= cfg.max_step).to(torch.float32)
     trust = -F.max_pool2d(-trust, 3, 1, 1)
-    wt = torch.ones_like(t) if weight is None else _pad_to(weight.to(torch.float64)[None, None], k)
+    wt = torch.ones_like(t) if weight is None else _pad_to(weight.to(torch.float32)[None, None], k)
     # only blocks that can move (and their 3 x 3 neighbours, which the smoothing below reads) need distances
     active = F.max_pool2d(trust * (F.avg_pool2d(wt, k) > 0.5), 3, 1, 1)[0, 0].numpy() > 0
     # the two searches are independent, and scipy's transforms release the GIL
@@ -149,7 +167,7 @@ def contour_plane(
     # only blocks between two borders move: a plateau with one border may be a real extremum
     f = np.where(fa & fb, lo + wgt * (ramp - lo), lo)
 
-    corr = (torch.from_numpy(f)[None, None] - lo_t) * trust
+    corr = (torch.from_numpy(f).float()[None, None] - lo_t) * trust
     corr = F.avg_pool2d(F.pad(corr, (1, 1, 1, 1), mode="replicate"), 3, 1)
     # the correction is added to the input, so detail finer than a block stays
     est = t + F.interpolate(corr, size=t.shape[-2:], mode="bilinear", align_corners=False)
@@ -182,7 +200,7 @@ def contour_fill(rgb: torch.Tensor, cfg: ContourConfig = ContourConfig()) -> tor
     if rgb.ndim != 4 or rgb.shape[1] != 3:
         raise ValueError(f"contour_fill expects (3, H, W) or (B, 3, H, W), got {tuple(rgb.shape)}")
     outs = []
-    for img in rgb.detach().to("cpu", torch.float64):
+    for img in rgb.detach().to("cpu", torch.float32):
         ycc = rgb_to_ycbcr709(img)
         wt = _texture_weight(ycc[0], cfg)
         planes = [contour_plane(p, cfg, wt, cfg.luma_block if i == 0 else cfg.chroma_block) for i, p in enumerate(ycc)]

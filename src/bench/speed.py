@@ -136,6 +136,11 @@ def add_speed_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compile", action="store_true", help="torch.compile the network (warm-up not timed)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the idle cores)")
     p.add_argument("--repeats", type=int, default=1, help="runs per configuration; the fastest is reported")
+    p.add_argument(
+        "--no-contour",
+        action="store_true",
+        help="time the network alone, without the contour interpolation that deband runs after it",
+    )
 
 
 def run_speed(args: argparse.Namespace) -> int:
@@ -153,7 +158,9 @@ def run_speed(args: argparse.Namespace) -> int:
 
     set_torch_threads(args.threads)
     console = Console(file=sys.stderr)
-    debander = Debander.from_checkpoint(args.checkpoint, device=args.device, dtype=args.dtype, compile=args.compile)
+    debander = Debander.from_checkpoint(
+        args.checkpoint, device=args.device, dtype=args.dtype, compile=args.compile, contour=not args.no_contour
+    )
     console.print(debander.describe())
     load0 = os.getloadavg()
     console.print(
@@ -163,7 +170,9 @@ def run_speed(args: argparse.Namespace) -> int:
     # warm-up: oneDNN picks kernels and (with --compile) the graph is compiled on the first calls
     debander.deband_batch(torch.rand(1, 3, 64, 64), steps=1, tile=0)
 
-    table = Table(title="deband speed")
+    table = Table(
+        title="deband speed" + (" (network only)" if args.no_contour else " (network + contour interpolation)")
+    )
     for col in ("size", "steps", "tile", "s / frame", "MP / s", "peak RSS (MB)"):
         table.add_column(col, justify="right")
     results = []

@@ -148,9 +148,10 @@ def _downsample(c: np.ndarray) -> np.ndarray:
 
 def rgb_to_ycbcr709(rgb: torch.Tensor) -> torch.Tensor:
     """``(..., 3, H, W)`` RGB in [0, 1] -> BT.709 limited-range Y'CbCr as unrounded 8-bit code values
-    (``Y = 16 + 219 Y'``, ``Cb/Cr = 128 + 224 (B'/R' - Y') / (2 (1 - Kb/Kr))``), float64."""
+    (``Y = 16 + 219 Y'``, ``Cb/Cr = 128 + 224 (B'/R' - Y') / (2 (1 - Kb/Kr))``), in the input's floating
+    dtype (float32 for other dtypes)."""
     kr, kb = _K["bt709"]
-    x = rgb.to(torch.float64)
+    x = rgb if rgb.is_floating_point() else rgb.to(torch.float32)
     r, g, b = x[..., 0, :, :], x[..., 1, :, :], x[..., 2, :, :]
     y = kr * r + (1 - kr - kb) * g + kb * b
     return torch.stack(
@@ -159,7 +160,7 @@ def rgb_to_ycbcr709(rgb: torch.Tensor) -> torch.Tensor:
 
 
 def ycbcr709_to_rgb(codes: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`rgb_to_ycbcr709`: ``(..., 3, H, W)`` codes -> RGB float64, not clamped."""
+    """Inverse of :func:`rgb_to_ycbcr709`: ``(..., 3, H, W)`` codes -> RGB in the same dtype, not clamped."""
     kr, kb = _K["bt709"]
     y = (codes[..., 0, :, :] - 16) / 219
     b = y + (codes[..., 1, :, :] - 128) / 224 * (2 * (1 - kb))

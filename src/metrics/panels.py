@@ -94,7 +94,8 @@ def save_panels(
             axes[r][j].set_title(name, fontsize=9)
             r += 1
         axes[r][j].imshow(stretch(crop, ref_crop).permute(1, 2, 0).numpy(), interpolation="nearest")
-        axes[r][j].set_title(f"{name}, contrast-stretched", fontsize=9)
+        # on its own line: long method names would run into the neighbouring panel's title
+        axes[r][j].set_title(f"{name}\ncontrast-stretched", fontsize=9)
         if heatmaps:
             y, x = window
             im = axes[r + 1][j].imshow(heats[j][y : y + size, x : x + size], cmap="magma", vmin=0, vmax=vmax)
