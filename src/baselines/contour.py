@@ -37,7 +37,7 @@ from scipy import ndimage
 from src.colour.yuv import rgb_to_ycbcr709, ycbcr709_to_rgb
 from src.utils.validate import check_float, check_int
 
-__all__ = ["ContourConfig", "contour_plane", "contour_fill"]
+__all__ = ["ContourConfig", "ContourTracker", "contour_plane", "contour_fill"]
 
 #: blocks searched around a level's blocks before the whole reach (most bands are narrower)
 NEAR = 24
@@ -206,3 +206,38 @@ def contour_fill(rgb: torch.Tensor, cfg: ContourConfig = ContourConfig()) -> tor
         planes = [contour_plane(p, cfg, wt, cfg.luma_block if i == 0 else cfg.chroma_block) for i, p in enumerate(ycc)]
         outs.append(ycbcr709_to_rgb(torch.stack(planes)))
     return torch.stack(outs).clamp(0, 1).to(torch.float32)
+
+
+class ContourTracker:
+    """The contour pass for a sequence of video frames, steady where the picture is.
+
+    The pass reads up to ``reach`` pixels around each block, so codec noise or motion elsewhere in the frame
+    can move a still sky's correction from one frame to the next: shimmer. Each frame's correction is
+    therefore blended with the previous frame's where the input has not changed (per pixel, by up to
+    ``static_codes`` codes): there it follows a running average with weight ``carry`` on the past (a few
+    frames' memory, so a slow pan's bands are not left behind); where the picture changes, the frame's own
+    correction is used.
+
+    ``__call__(frame, net_out)``: the input frame and the network's output for it, both ``(3, H, W)`` in
+    [0, 1], in display order; returns the output with the correction, float32 ``(3, H, W)``.
+    """
+
+    def __init__(self, cfg: ContourConfig = ContourConfig(), carry: float = 0.9, static_codes: float = 4.0) -> None:
+        check_float("contour carry", carry, 0.0, 0.99)
+        check_float("contour static_codes", static_codes, 0.0, 255.0)
+        self.cfg, self.carry, self.static_codes = cfg, carry, static_codes
+        self._prev: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def __call__(self, frame: torch.Tensor, net_out: torch.Tensor) -> torch.Tensor:
+        net_out = net_out.detach().float().cpu()
+        frame = frame.detach().float().cpu()
+        corr = contour_fill(net_out, self.cfg) - net_out
+        if self._prev is not None and self._prev[0].shape == frame.shape:
+            prev_frame, prev_corr = self._prev
+            change = (frame - prev_frame).abs().amax(0, keepdim=True) * 255
+            # a 3 x 3 max: a moving edge's neighbours are not static either
+            change = F.max_pool2d(change[None], 3, 1, 1)[0]
+            static = (1 - change / max(self.static_codes, 1e-9)).clamp(0, 1)
+            corr = corr + static * self.carry * (prev_corr - corr)
+        self._prev = (frame, corr)
+        return (net_out + corr).clamp(0, 1)

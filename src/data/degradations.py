@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fractions
 import io
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,7 @@ __all__ = [
     "add_noise",
     "h264_roundtrip",
     "stream_roundtrip",
+    "stream_clip",
     "STREAM_CODECS",
     "BitDepthConfig",
     "JpegConfig",
@@ -226,6 +228,69 @@ def _codec_roundtrip(planes: list[np.ndarray], codec: str, quality: int):  # noq
     return decoded[0]
 
 
+def _stream_planes(x: torch.Tensor, luma_bits: int, chroma_bits: int) -> list[np.ndarray]:
+    """``(3, H, W)`` RGB in [0, 1], H and W even -> 4:2:0 BT.709 limited-range planes ``[Y, Cb, Cr]`` (float
+    8-bit codes) with luma cut to ``luma_bits`` and chroma (2 x 2 means) to ``chroma_bits``."""
+    rgb = x.permute(1, 2, 0).numpy().astype(np.float64)
+    kr, kb = 0.2126, 0.0722  # BT.709: what players assume for untagged HD
+    y = kr * rgb[..., 0] + (1 - kr - kb) * rgb[..., 1] + kb * rgb[..., 2]
+    hp, wp = y.shape
+
+    def down(c: np.ndarray) -> np.ndarray:
+        return c.reshape(hp // 2, 2, wp // 2, 2).mean(axis=(1, 3))
+
+    cb = down((rgb[..., 2] - y) / (2 * (1 - kb)))
+    cr = down((rgb[..., 0] - y) / (2 * (1 - kr)))
+    return [
+        _quantize_plane(16 + 219 * y, luma_bits, None),
+        _quantize_plane(128 + 224 * cb, chroma_bits, 128.0),
+        _quantize_plane(128 + 224 * cr, chroma_bits, 128.0),
+    ]
+
+
+def stream_clip(
+    frames: list[torch.Tensor],
+    path: str | os.PathLike,
+    luma_bits: int = 6,
+    chroma_bits: int = 5,
+    crf: int = 30,
+    fps: int = 24,
+) -> None:
+    """Write ``frames`` (each ``(3, H, W)`` RGB in [0, 1], H and W even) as an H.264 clip banded like streamed
+    video: each frame cut to 4:2:0 with ``luma_bits`` / ``chroma_bits`` as :func:`stream_roundtrip` does, then
+    the whole clip through libx264 at ``crf`` (preset medium, so P and B frames carry the banding from frame to
+    frame as in a real stream), BT.709 tagged, into an MP4 at ``path``.
+    """
+    import av
+
+    check_int("luma_bits", luma_bits, 1, 8)
+    check_int("chroma_bits", chroma_bits, 1, 8)
+    check_int("crf", crf, 0, 51)
+    if not frames:
+        raise ConfigError("stream_clip needs at least one frame")
+    h, w = frames[0].shape[-2:]
+    if h % 2 or w % 2:
+        raise ConfigError(f"stream_clip needs an even frame size, got {w}x{h}")
+    with av.open(str(path), "w", format="mp4") as out:
+        st = out.add_stream("libx264", rate=fps)
+        st.width, st.height, st.pix_fmt = w, h, "yuv420p"
+        st.options = {"crf": str(crf), "preset": "medium", "threads": "1"}
+        st.codec_context.colorspace = 1  # BT.709
+        for i, x in enumerate(frames):
+            frame = av.VideoFrame(w, h, "yuv420p")
+            for plane, data in zip(
+                frame.planes, _stream_planes(x.detach().float().cpu().clamp(0, 1), luma_bits, chroma_bits)
+            ):
+                buf = np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size)
+                buf[:, : data.shape[1]] = np.round(data).astype(np.uint8)
+            frame.pts = i
+            frame.colorspace = 1
+            for packet in st.encode(frame):
+                out.mux(packet)
+        for packet in st.encode(None):
+            out.mux(packet)
+
+
 def stream_roundtrip(
     x: torch.Tensor, luma_bits: int = 6, chroma_bits: int = 5, codec: str = "h264", quality: int = 30, passes: int = 1
 ) -> torch.Tensor:
@@ -251,21 +316,7 @@ def stream_roundtrip(
     xp = x.detach().float().cpu().clamp(0, 1)
     if h % 2 or w % 2:
         xp = torch.nn.functional.pad(xp[None], (0, w % 2, 0, h % 2), mode="replicate")[0]
-    rgb = xp.permute(1, 2, 0).numpy().astype(np.float64)
-    kr, kb = 0.2126, 0.0722  # BT.709: what players assume for untagged HD
-    y = kr * rgb[..., 0] + (1 - kr - kb) * rgb[..., 1] + kb * rgb[..., 2]
-    hp, wp = y.shape
-
-    def down(c: np.ndarray) -> np.ndarray:
-        return c.reshape(hp // 2, 2, wp // 2, 2).mean(axis=(1, 3))
-
-    cb = down((rgb[..., 2] - y) / (2 * (1 - kb)))
-    cr = down((rgb[..., 0] - y) / (2 * (1 - kr)))
-    planes = [
-        _quantize_plane(16 + 219 * y, luma_bits, None),
-        _quantize_plane(128 + 224 * cb, chroma_bits, 128.0),
-        _quantize_plane(128 + 224 * cr, chroma_bits, 128.0),
-    ]
+    planes = _stream_planes(xp, luma_bits, chroma_bits)
     frame = None
     for _ in range(passes):
         frame = _codec_roundtrip(planes, codec, quality)

@@ -166,9 +166,12 @@ class Debander:
         overlap: int = 32,
         seed: int = 0,
         callback: Progress | None = None,
+        contour: bool = True,
     ) -> torch.Tensor:
         """The core: ``(B, 3, H, W)`` float in [0, 1] -> ``(B, 3, H, W)`` float32 in [0, 1] on the CPU: the
-        network (tiled when large), then the contour interpolation over the whole image when it is on."""
+        network (tiled when large), then the contour interpolation over the whole image when it is on
+        (``contour=False`` skips it for this call: video runs it per frame itself, see
+        :class:`~src.baselines.contour.ContourTracker`)."""
         if x.ndim != 4 or x.shape[1] != 3:
             raise ConfigError(f"deband_batch expects (B, 3, H, W), got {tuple(x.shape)}")
         if steps is not None:
@@ -199,7 +202,7 @@ class Debander:
             else:
                 out = run_tiled(restore, x, tile, overlap, callback=callback)
         # whole-image pass: a band can be wider than a tile
-        return contour_fill(out, self.contour) if self.contour is not None else out
+        return contour_fill(out, self.contour) if contour and self.contour is not None else out
 
     def _net_fn(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """One network evaluation in the configured layout and dtype; the result is float32 NCHW."""

@@ -22,6 +22,7 @@ import av
 import numpy as np
 import torch
 
+from src.baselines.contour import ContourTracker
 from src.colour.yuv import frame_to_rgb, is_full_range, matrix_for, rgb_to_frame
 from src.inference.debander import Debander
 from src.utils.atomic import atomic_output
@@ -134,6 +135,8 @@ def _run(debander: Debander, inp: av.container.InputContainer, src: Path, tmp: P
             inp.seek(int(opts.start * AV_TIME_BASE), backward=True, any_frame=False)
         total = _expected_frames(vin, inp, start, end)
         frames_done = 0
+        # the contour pass runs frame by frame in display order, steadied where the picture is still
+        tracker = ContourTracker(debander.contour) if debander.contour is not None else None
         batch_size = opts.batch or frames_per_batch(w, h, debander.device)
         with _Progress(src.name, total, opts.quiet) as bar:
             batch: list[av.VideoFrame] = []
@@ -147,11 +150,11 @@ def _run(debander: Debander, inp: av.container.InputContainer, src: Path, tmp: P
                         continue
                     batch.append(frame)
                     if len(batch) >= batch_size:
-                        frames_done += _encode_batch(debander, batch, out, vout, vin, opts, bits, start, part)
+                        frames_done += _encode_batch(debander, tracker, batch, out, vout, vin, opts, bits, start, part)
                         bar.update(frames_done)
                         batch = []
             if batch:
-                frames_done += _encode_batch(debander, batch, out, vout, vin, opts, bits, start, part)
+                frames_done += _encode_batch(debander, tracker, batch, out, vout, vin, opts, bits, start, part)
                 bar.update(frames_done)
             out.mux(vout.encode(None))
             bar.finish(frames_done)
@@ -229,6 +232,7 @@ def _full_range(vin: av.video.stream.VideoStream) -> bool:
 
 def _encode_batch(
     debander: Debander,
+    tracker: ContourTracker | None,
     frames: list[av.VideoFrame],
     out: av.container.OutputContainer,
     vout: av.video.stream.VideoStream,
@@ -241,7 +245,11 @@ def _encode_batch(
     """Deband a list of decoded frames as one batch and encode them with their own timestamps."""
     rgb = np.stack([frame_to_rgb(f) for f in frames])  # (B, H, W, 3)
     x = torch.from_numpy(rgb).permute(0, 3, 1, 2)
-    y = debander.deband_batch(x, steps=opts.steps, tile=opts.tile, overlap=opts.overlap, seed=opts.seed)
+    y = debander.deband_batch(
+        x, steps=opts.steps, tile=opts.tile, overlap=opts.overlap, seed=opts.seed, contour=tracker is None
+    )
+    if tracker is not None:
+        y = torch.stack([tracker(xi, yi) for xi, yi in zip(x, y)])
     y = y.permute(0, 2, 3, 1).numpy()
     matrix, full = _matrix_for(vin), _full_range(vin)
     shift = int(round(start / vin.time_base)) if part else 0

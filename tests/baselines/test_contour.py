@@ -91,3 +91,37 @@ def test_ycbcr709_round_trip():
     assert torch.allclose(ycbcr709_to_rgb(codes), rgb, atol=1e-12)
     white = rgb_to_ycbcr709(torch.ones(3, 1, 1, dtype=torch.float64)).flatten().tolist()
     assert white == pytest.approx([235.0, 128.0, 128.0])
+
+
+def test_tracker_holds_a_still_picture_steady():
+    from src.baselines.contour import ContourTracker
+
+    clean = _ramp(48, 1200, 90, 120)
+    banded = _band(clean, 5).float()
+    g = torch.Generator().manual_seed(3)
+    tracker = ContourTracker()
+    outs = []
+    for _ in range(4):
+        # the same picture with a little codec-like noise in a corner far away
+        frame = banded.clone()
+        frame[:, :8, :8] += 0.5 / 255 * torch.rand(3, 8, 8, generator=g)
+        outs.append(tracker(frame, frame))
+    # the first frame gets the full correction; still pixels then change by a fraction of a code at most
+    err0 = (outs[0].double() - clean).abs()[..., 200:1000].mean() * 255
+    assert err0 < 0.3
+    for a, b in zip(outs, outs[1:]):
+        assert (a - b).abs()[..., 16:, :].max() * 255 < 0.05
+
+
+def test_tracker_follows_a_changed_picture():
+    from src.baselines.contour import ContourTracker
+
+    a = _band(_ramp(48, 1200, 90, 120), 5).float()
+    b = _band(_ramp(48, 1200, 110, 140), 5).float()  # 20 codes brighter: every pixel changed
+    tracker = ContourTracker()
+    tracker(a, a)
+    out = tracker(b, b)
+    fresh = ContourTracker()(b, b)
+    assert (out - fresh).abs().max() * 255 < 1e-3  # nothing carried where the picture changed
+    with pytest.raises(ConfigError):
+        ContourTracker(carry=1.5)
