@@ -28,7 +28,8 @@ output bit depth:
     rounding so areas average to the smooth value, with no flat 1-code plateaus left. --dither-kind tpdf
     uses triangular white noise instead; --no-dither rounds plainly (re-creates faint steps).
   * Videos: --video-bit-depth 10 (yuv420p10le) avoids the problem at the source and is recommended
-    (best with --codec libx265); 8-bit video (the default for 8-bit inputs, plays everywhere) is dithered.
+    (best with --codec libx265); it is not dithered (its steps are a quarter of an 8-bit code) and
+    comes out smaller than 8-bit. 8-bit video (the default for 8-bit inputs, plays everywhere) is dithered.
 
 outputs:
   One input file: -o names the output file (its extension picks the format), or an existing folder.

@@ -322,6 +322,33 @@ def test_video_batches_by_pixels_on_a_cpu_and_gives_the_same_frames(run, tmp_pat
         assert all(np.array_equal(a, b) for a, b in zip(outs[0], other))
 
 
+def test_10bit_video_is_not_dithered(identity_ckpt, tmp_path: Path, capsys) -> None:  # noqa: F811
+    import fractions
+
+    # flat grey frames through an identity network: 8-bit output carries the dither, 10-bit none
+    src = tmp_path / "flat.mp4"
+    with av.open(str(src), "w") as out:
+        v = out.add_stream("libx264", rate=12, options={"crf": "0"})
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        for i in range(3):
+            f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 100, np.uint8), format="rgb24")
+            f.pts, f.time_base = i, fractions.Fraction(1, 12)
+            out.mux(v.encode(f))
+        out.mux(v.encode(None))
+    common = ["--checkpoint", str(identity_ckpt), "--no-contour", "--crf", "0", "-q"]
+
+    def luma_std(path: Path, fmt: str) -> float:
+        with av.open(str(path)) as c:
+            frame = next(c.decode(video=0)).reformat(format=fmt)
+            arr = frame.to_ndarray()  # yuv420p: (H * 3/2, W); the first H rows are Y
+            return float(np.std(arr[8:40, 8:56]))
+
+    assert main([str(src), "-o", str(tmp_path / "o8.mp4"), *common]) == 0
+    assert main([str(src), "-o", str(tmp_path / "o10.mp4"), *common, "--video-bit-depth", "10"]) == 0
+    assert luma_std(tmp_path / "o8.mp4", "yuv420p") > 0.1
+    assert luma_std(tmp_path / "o10.mp4", "yuv420p10le") == 0.0
+
+
 def test_bad_batch_is_a_usage_error(run, tmp_path: Path) -> None:
     src = make_clip(tmp_path / "clip.mp4", n=2, audio=False, subtitles=False)
     code, err = run(src, "-o", tmp_path / "out.mp4", "--batch", "0")

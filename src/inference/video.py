@@ -254,7 +254,8 @@ def _encode_batch(
     matrix, full = _matrix_for(vin), _full_range(vin)
     shift = int(round(start / vin.time_base)) if part else 0
     for i, src in enumerate(frames):
-        f = rgb_to_frame(y[i], bits, matrix, full, dither=opts.dither, seed=opts.seed)
+        # 10-bit steps are a quarter of an 8-bit code: nothing to hide, so only 8-bit output is dithered
+        f = rgb_to_frame(y[i], bits, matrix, full, dither=opts.dither if bits == 8 else "none", seed=opts.seed)
         # same timestamp as the source frame: keeps the frame rate (even variable), count and duration
         f.pts = (src.pts if src.pts is not None else src.index) - shift
         f.time_base = vin.time_base
