@@ -1,0 +1,119 @@
+"""Unusual and bad video input through ``deband_video``: no video stream, variable frame rate, 10-bit input,
+chapters, an interrupted run."""
+
+from __future__ import annotations
+
+import fractions
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from src.inference.debander import Debander
+from src.inference.video import VideoOptions, deband_video
+from src.utils.errors import DataError
+from tests.inference.fixtures import identity_ckpt  # noqa: F401 - fixture
+
+
+@pytest.fixture(scope="module")
+def debander(identity_ckpt) -> Debander:  # noqa: F811
+    return Debander.from_checkpoint(identity_ckpt, device="cpu", contour=False)
+
+
+def _write(path: Path, pts: list[int], fmt: str = "yuv420p", codec: str = "libx264", chapters: bool = False) -> Path:
+    with av.open(str(path), "w") as out:
+        v = out.add_stream(codec, rate=12)
+        v.width, v.height, v.pix_fmt = 64, 48, fmt
+        v.time_base = fractions.Fraction(1, 12)
+        if codec == "libx265":
+            v.options = {"x265-params": "log-level=none"}
+        if chapters:
+            out.set_chapters(
+                [
+                    {"id": 1, "start": 0, "end": 6, "time_base": fractions.Fraction(1, 12), "metadata": {"title": "a"}},
+                    {
+                        "id": 2,
+                        "start": 6,
+                        "end": 12,
+                        "time_base": fractions.Fraction(1, 12),
+                        "metadata": {"title": "b"},
+                    },
+                ]
+            )
+        for p in pts:
+            img = np.full((48, 64, 3), 40 + 10 * (p % 8), np.uint8)
+            f = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format=fmt)
+            f.pts, f.time_base = p, fractions.Fraction(1, 12)
+            out.mux(v.encode(f))
+        out.mux(v.encode(None))
+    return path
+
+
+def _pts_seconds(path: Path) -> list[float]:
+    with av.open(str(path)) as c:
+        return [round(float(f.pts * f.time_base), 3) for f in c.decode(video=0)]
+
+
+def test_no_video_stream_is_a_clear_error(debander, tmp_path):
+    src = tmp_path / "audio.m4a"
+    with av.open(str(src), "w") as out:
+        a = out.add_stream("aac", rate=48000)
+        a.layout = "mono"
+        samples = np.zeros((1, 48000), np.float32)
+        for k in range(0, samples.shape[1], 1024):
+            f = av.AudioFrame.from_ndarray(samples[:, k : k + 1024], format="fltp", layout="mono")
+            f.sample_rate = 48000
+            for p in a.encode(f):
+                out.mux(p)
+        for p in a.encode(None):
+            out.mux(p)
+    with pytest.raises(DataError, match="no video stream"):
+        deband_video(debander, src, tmp_path / "out.mp4", VideoOptions(quiet=True))
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_variable_frame_rate_keeps_every_timestamp(debander, tmp_path):
+    pts = [0, 1, 3, 6, 7, 11]  # irregular gaps: a variable frame rate
+    src = _write(tmp_path / "vfr.mp4", pts)
+    dst = tmp_path / "out.mp4"
+    assert deband_video(debander, src, dst, VideoOptions(quiet=True)) == len(pts)
+    assert _pts_seconds(dst) == _pts_seconds(src)
+
+
+def test_10bit_input_stays_10bit(debander, tmp_path):
+    src = _write(tmp_path / "ten.mkv", list(range(4)), fmt="yuv420p10le", codec="libx265")
+    dst = tmp_path / "out.mkv"
+    deband_video(debander, src, dst, VideoOptions(quiet=True, codec="libx265"))
+    with av.open(str(dst)) as c:
+        assert c.streams.video[0].codec_context.format.name == "yuv420p10le"
+
+
+def test_chapters_are_copied(debander, tmp_path):
+    src = _write(tmp_path / "chapters.mkv", list(range(12)), chapters=True)
+    with av.open(str(src)) as c:
+        if len(c.chapters()) != 2:
+            pytest.skip("this PyAV/FFmpeg build does not write chapters")
+    dst = tmp_path / "out.mkv"
+    deband_video(debander, src, dst, VideoOptions(quiet=True))
+    with av.open(str(dst)) as c:
+        assert [ch["metadata"].get("title") for ch in c.chapters()] == ["a", "b"]
+
+
+def test_interrupted_run_leaves_nothing_under_the_final_name(debander, tmp_path, monkeypatch):
+    src = _write(tmp_path / "clip.mp4", list(range(6)))
+    dst = tmp_path / "out.mp4"
+    calls = {"n": 0}
+    real = debander.deband_batch
+
+    def interrupt(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(debander, "deband_batch", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        deband_video(debander, src, dst, VideoOptions(quiet=True, batch=1))
+    assert not dst.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]  # no temporary file left behind
