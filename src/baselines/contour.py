@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
+from src.baselines.guided import box_mean
 from src.colour.yuv import rgb_to_ycbcr709, ycbcr709_to_rgb
 from src.utils.validate import check_float, check_int
 
@@ -170,8 +171,7 @@ def contour_plane(
     corr = (torch.from_numpy(f).float()[None, None] - lo_t) * trust
     corr = F.avg_pool2d(F.pad(corr, (1, 1, 1, 1), mode="replicate"), 3, 1)
     # the correction is added to the input, so detail finer than a block stays
-    est = t + F.interpolate(corr, size=t.shape[-2:], mode="bilinear", align_corners=False)
-    d = est - t
+    d = F.interpolate(corr, size=t.shape[-2:], mode="bilinear", align_corners=False)
     # a correction much larger than half a step is an edge the tests above missed
     keep = (2 - d.abs() / max(cfg.max_change, 1e-9)).clamp(0, 1)
     out = t + d * keep * wt
@@ -181,9 +181,7 @@ def contour_plane(
 def _texture_weight(luma: torch.Tensor, cfg: ContourConfig) -> torch.Tensor:
     """1 where the luma's 9 x 9 std is under ``texture_std`` codes, fading to 0 at 1.5x that."""
     x = luma[None, None]
-    xp = F.pad(x, (4, 4, 4, 4), mode="replicate")
-    m = F.avg_pool2d(xp, 9, 1)
-    sq = F.avg_pool2d(xp * xp, 9, 1)
+    m, sq = box_mean(x, 4), box_mean(x * x, 4)
     std = (sq - m * m).clamp_min(0).sqrt()[0, 0]
     t = max(cfg.texture_std, 1e-9)
     return (1.5 - std / t).clamp(0, 0.5) * 2

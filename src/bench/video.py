@@ -216,6 +216,8 @@ def run_video(args: argparse.Namespace) -> int:
     """The ``video`` subcommand: make the clips, run the methods, print and write the report."""
     from rich.console import Console
 
+    from src.data.image_io import read_image, to_rgb
+    from src.data.sources import list_images
     from src.inference.debander import Debander
     from src.utils.atomic import atomic_write_text
     from src.utils.progress import progress_bar
@@ -230,19 +232,16 @@ def run_video(args: argparse.Namespace) -> int:
     h, w = args.size
     if h % 2 or w % 2:
         raise ConfigError(f"--size must be even for 4:2:0 video, got {w}x{h}")
+    if args.limit < 1:
+        raise ConfigError(f"--limit must be >= 1, got {args.limit}")
     folder = args.images or DEFAULT_IMAGES
     if not Path(folder).is_dir():
         raise DataError(f"no photos at '{folder}': run `python -m src.data.fetch` first (or pass --images FOLDER)")
-    set_torch_threads(args.threads)
-    console = Console(file=sys.stderr)
-    from src.data.image_io import read_image, to_rgb
-    from src.data.sources import list_images
-
-    if args.limit < 1:
-        raise ConfigError(f"--limit must be >= 1, got {args.limit}")
     photos = list_images(folder)[: args.limit]
     if not photos:
         raise DataError(f"no photos in '{folder}'")
+    set_torch_threads(args.threads)
+    console = Console(file=sys.stderr)
 
     debander = Debander.from_checkpoint(args.checkpoint)
     debanders = {"deband": debander, "deband --no-contour": Debander(debander.weights, debander.device, debander.dtype)}

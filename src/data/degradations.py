@@ -200,10 +200,21 @@ def _codec_options(codec: str, quality: int) -> dict[str, str]:
     return {"crf": str(quality), "b": "0", "deadline": "realtime", "cpu-used": "8", "threads": "1"}
 
 
+def _yuv420_frame(planes: list[np.ndarray]):  # noqa: ANN202 - av.VideoFrame
+    """8-bit 4:2:0 planes ``[Y (H, W), Cb, Cr (H/2, W/2)]``, integer-valued floats -> a ``yuv420p`` frame."""
+    from av.video.frame import VideoFrame
+
+    h, w = planes[0].shape
+    frame = VideoFrame(w, h, "yuv420p")
+    for plane, data in zip(frame.planes, planes):
+        buf = np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size)
+        buf[:, : data.shape[1]] = data.astype(np.uint8)
+    return frame
+
+
 def _codec_roundtrip(planes: list[np.ndarray], codec: str, quality: int):  # noqa: ANN202 - av.VideoFrame
     """Encode 8-bit 4:2:0 planes ``[Y (H, W), Cb, Cr (H/2, W/2)]`` as one intra frame and decode it."""
     import av
-    from av.video.frame import VideoFrame
 
     encoder, decoder, _ = STREAM_CODECS[codec]
     if encoder not in av.codecs_available:
@@ -211,10 +222,7 @@ def _codec_roundtrip(planes: list[np.ndarray], codec: str, quality: int):  # noq
             f"the stream degradation's {codec} needs PyAV built with {encoder} (pip install av: the wheels have it)"
         )
     h, w = planes[0].shape
-    frame = VideoFrame(w, h, "yuv420p")
-    for plane, data in zip(frame.planes, planes):
-        buf = np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size)
-        buf[:, : data.shape[1]] = data.astype(np.uint8)
+    frame = _yuv420_frame(planes)
     enc = av.CodecContext.create(encoder, "w")
     enc.width, enc.height, enc.pix_fmt = w, h, "yuv420p"
     enc.time_base = fractions.Fraction(1, 25)
@@ -277,12 +285,7 @@ def stream_clip(
         st.options = {"crf": str(crf), "preset": "medium", "threads": "1"}
         st.codec_context.colorspace = 1  # BT.709
         for i, x in enumerate(frames):
-            frame = av.VideoFrame(w, h, "yuv420p")
-            for plane, data in zip(
-                frame.planes, _stream_planes(x.detach().float().cpu().clamp(0, 1), luma_bits, chroma_bits)
-            ):
-                buf = np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size)
-                buf[:, : data.shape[1]] = np.round(data).astype(np.uint8)
+            frame = _yuv420_frame(_stream_planes(x.detach().float().cpu().clamp(0, 1), luma_bits, chroma_bits))
             frame.pts = i
             frame.colorspace = 1
             for packet in st.encode(frame):
