@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -134,15 +136,15 @@ def _run(debander: Debander, inp: av.container.InputContainer, src: Path, tmp: P
         if opts.start:
             inp.seek(int(opts.start * AV_TIME_BASE), backward=True, any_frame=False)
         total = _expected_frames(vin, inp, start, end)
-        frames_done = 0
         # the contour pass runs frame by frame in display order, steadied where the picture is still
         tracker = ContourTracker(debander.contour) if debander.contour is not None else None
         batch_size = opts.batch or frames_per_batch(w, h, debander.device)
-        with _Progress(src.name, total, opts.quiet) as bar:
+        finish = _Finisher(debander, tracker, out, vout, vin, opts, bits, start if part else None)
+        with _Progress(src.name, total, opts.quiet) as bar, finish:
             batch: list[av.VideoFrame] = []
             for packet in _demux_until(inp, [vin, *copied], end):
                 if packet.stream.index != vin.index:
-                    _copy_packet(out, packet, streams[packet.stream.index], (start, end) if part else None)
+                    finish.copy(packet, streams[packet.stream.index], (start, end) if part else None)
                     continue
                 for frame in packet.decode():
                     t = _frame_time(frame, vin)
@@ -150,13 +152,12 @@ def _run(debander: Debander, inp: av.container.InputContainer, src: Path, tmp: P
                         continue
                     batch.append(frame)
                     if len(batch) >= batch_size:
-                        frames_done += _encode_batch(debander, tracker, batch, out, vout, vin, opts, bits, start, part)
-                        bar.update(frames_done)
+                        finish.batch(batch)
+                        bar.update(finish.done)
                         batch = []
             if batch:
-                frames_done += _encode_batch(debander, tracker, batch, out, vout, vin, opts, bits, start, part)
-                bar.update(frames_done)
-            out.mux(vout.encode(None))
+                finish.batch(batch)
+            frames_done = finish.close()
             bar.finish(frames_done)
         if frames_done == 0:
             raise DataError(
@@ -230,37 +231,84 @@ def _full_range(vin: av.video.stream.VideoStream) -> bool:
     return is_full_range(ctx.color_range, ctx.format.name if ctx.format is not None else "")
 
 
-def _encode_batch(
-    debander: Debander,
-    tracker: ContourTracker | None,
-    frames: list[av.VideoFrame],
-    out: av.container.OutputContainer,
-    vout: av.video.stream.VideoStream,
-    vin: av.video.stream.VideoStream,
-    opts: VideoOptions,
-    bits: int,
-    start: float,
-    part: bool,
-) -> int:
-    """Deband a list of decoded frames as one batch and encode them with their own timestamps."""
-    rgb = np.stack([frame_to_rgb(f) for f in frames])  # (B, H, W, 3)
-    x = torch.from_numpy(rgb).permute(0, 3, 1, 2)
-    y = debander.deband_batch(
-        x, steps=opts.steps, tile=opts.tile, overlap=opts.overlap, seed=opts.seed, contour=tracker is None
-    )
-    if tracker is not None:
-        y = torch.stack([tracker(xi, yi) for xi, yi in zip(x, y)])
-    y = y.permute(0, 2, 3, 1).numpy()
-    matrix, full = _matrix_for(vin), _full_range(vin)
-    shift = int(round(start / vin.time_base)) if part else 0
-    for i, src in enumerate(frames):
-        # 10-bit steps are a quarter of an 8-bit code: nothing to hide, so only 8-bit output is dithered
-        f = rgb_to_frame(y[i], bits, matrix, full, dither=opts.dither if bits == 8 else "none", seed=opts.seed)
-        # same timestamp as the source frame: keeps the frame rate (even variable), count and duration
-        f.pts = (src.pts if src.pts is not None else src.index) - shift
-        f.time_base = vin.time_base
-        out.mux(vout.encode(f))
-    return len(frames)
+class _Finisher:
+    """Runs the network on each batch in the calling thread and everything after it (the contour pass,
+    conversion, dither, encoding and all muxing, audio included) in one worker thread, in submission order,
+    so one batch is finished while the next is decoded and debanded. At most one finished batch waits.
+
+    ``start``: the part's start in seconds (timestamps are shifted by it), or None for the whole video.
+    """
+
+    def __init__(
+        self,
+        debander: Debander,
+        tracker: ContourTracker | None,
+        out: av.container.OutputContainer,
+        vout: av.video.stream.VideoStream,
+        vin: av.video.stream.VideoStream,
+        opts: VideoOptions,
+        bits: int,
+        start: float | None,
+    ) -> None:
+        self.debander, self.tracker, self.out, self.vout, self.vin = debander, tracker, out, vout, vin
+        self.opts, self.bits = opts, bits
+        self.shift = int(round(start / vin.time_base)) if start else 0
+        self.done = 0
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="deband-encode")
+        self._pending: deque[Future] = deque()
+
+    def __enter__(self) -> _Finisher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        # on an error or interrupt, queued work is dropped; the running task ends before the container closes
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def copy(self, packet: av.Packet, ostream: av.stream.Stream, part: tuple[float, float | None] | None) -> None:
+        self._submit(_copy_packet, self.out, packet, ostream, part)
+
+    def batch(self, frames: list[av.VideoFrame]) -> None:
+        """Deband ``frames`` here, then queue their finishing; waits while an earlier batch is still queued."""
+        opts = self.opts
+        x = torch.from_numpy(np.stack([frame_to_rgb(f) for f in frames])).permute(0, 3, 1, 2)  # (B, 3, H, W)
+        y = self.debander.deband_batch(
+            x, steps=opts.steps, tile=opts.tile, overlap=opts.overlap, seed=opts.seed, contour=self.tracker is None
+        )
+        while len(self._pending) > 1:
+            self._collect()
+        self._submit(self._finish, frames, x, y)
+
+    def close(self) -> int:
+        """Flush the encoder and wait for everything; returns the frames written."""
+        self._submit(lambda: self.out.mux(self.vout.encode(None)))
+        while self._pending:
+            self._collect()
+        return self.done
+
+    def _submit(self, fn, *args) -> None:  # noqa: ANN001 - any callable
+        self._pending.append(self._pool.submit(fn, *args))
+        while self._pending and self._pending[0].done():
+            self._collect()
+
+    def _collect(self) -> None:
+        n = self._pending.popleft().result()  # re-raises the worker's error here
+        if isinstance(n, int):
+            self.done += n
+
+    def _finish(self, frames: list[av.VideoFrame], x: torch.Tensor, y: torch.Tensor) -> int:
+        if self.tracker is not None:
+            y = torch.stack([self.tracker(xi, yi) for xi, yi in zip(x, y)])
+        y = y.permute(0, 2, 3, 1).numpy()
+        matrix, full = _matrix_for(self.vin), _full_range(self.vin)
+        dither = self.opts.dither if self.bits == 8 else "none"
+        for i, src in enumerate(frames):
+            # 10-bit steps are a quarter of an 8-bit code: nothing to hide, so only 8-bit output is dithered
+            f = rgb_to_frame(y[i], self.bits, matrix, full, dither=dither, seed=self.opts.seed)
+            # same timestamp as the source frame: keeps the frame rate (even variable), count and duration
+            f.pts = (src.pts if src.pts is not None else src.index) - self.shift
+            f.time_base = self.vin.time_base
+            self.out.mux(self.vout.encode(f))
+        return len(frames)
 
 
 def _copy_packet(

@@ -117,3 +117,39 @@ def test_interrupted_run_leaves_nothing_under_the_final_name(debander, tmp_path,
         deband_video(debander, src, dst, VideoOptions(quiet=True, batch=1))
     assert not dst.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]  # no temporary file left behind
+
+
+def test_error_while_encoding_surfaces_and_leaves_nothing(debander, tmp_path, monkeypatch):
+    """Encoding runs in a worker thread beside the network: its failure must still reach the caller."""
+    import src.inference.video as video
+
+    src = _write(tmp_path / "clip.mp4", list(range(6)))
+    dst = tmp_path / "out.mp4"
+    calls = {"n": 0}
+    real = video.rgb_to_frame
+
+    def fail(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("encoder broke")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(video, "rgb_to_frame", fail)
+    with pytest.raises(RuntimeError, match="encoder broke"):
+        deband_video(debander, src, dst, VideoOptions(quiet=True, batch=1))
+    assert not dst.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
+
+
+def test_batches_give_the_same_video(debander, tmp_path):
+    """Frames finished while later ones are debanded: batch size and overlap change nothing in the output."""
+    src = _write(tmp_path / "clip.mp4", list(range(7)))
+    outs = []
+    for b in (1, 3):
+        dst = tmp_path / f"out{b}.mp4"
+        assert deband_video(debander, src, dst, VideoOptions(quiet=True, batch=b, crf=0)) == 7
+        with av.open(str(dst)) as c:
+            outs.append([(f.pts, f.to_ndarray(format="rgb24")) for f in c.decode(video=0)])
+    assert len(outs[0]) == 7 and [p for p, _ in outs[0]] == [p for p, _ in outs[1]]
+    for (_, a), (_, b) in zip(*outs):
+        np.testing.assert_array_equal(a, b)
