@@ -6,11 +6,14 @@ PyAV bundles libavfilter, so these run without an ffmpeg binary on the machine.
 from __future__ import annotations
 
 import fractions
+from typing import TYPE_CHECKING
 
 import av
 import numpy as np
-import torch
 from av.filter import Graph
+
+if TYPE_CHECKING:
+    import torch
 
 FILTERS = {"deband": "", "gradfun": ""}
 
@@ -20,13 +23,17 @@ def ffmpeg_filter(images: torch.Tensor, name: str, args: str | None = None) -> t
 
     Frames go through the filter as 8-bit RGB (the filters' usual input); the result has the same shape.
     """
+    import torch  # here, not above: filter_rgb8 alone runs without torch's ~1 s import
+
     single = images.ndim == 3
     batch = images[None] if single else images
     outs = []
     for img in batch:
         rgb = (img.detach().float().clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
         outs.append(
-            torch.from_numpy(_run(np.ascontiguousarray(rgb), name, FILTERS.get(name, "") if args is None else args))
+            torch.from_numpy(
+                filter_rgb8(np.ascontiguousarray(rgb), name, FILTERS.get(name, "") if args is None else args)
+            )
             .permute(2, 0, 1)
             .float()
             / 255.0
@@ -35,7 +42,8 @@ def ffmpeg_filter(images: torch.Tensor, name: str, args: str | None = None) -> t
     return out[0] if single else out
 
 
-def _run(rgb: np.ndarray, name: str, args: str) -> np.ndarray:
+def filter_rgb8(rgb: np.ndarray, name: str, args: str = "") -> np.ndarray:
+    """ffmpeg filter ``name`` with ``args`` on one ``(H, W, 3)`` uint8 RGB frame -> ``(H, W, 3)`` uint8."""
     h, w, _ = rgb.shape
     graph = Graph()
     src = graph.add_buffer(width=w, height=h, format="rgb24", time_base=fractions.Fraction(1, 25))

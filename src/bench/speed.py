@@ -9,8 +9,13 @@ which knows the quantization grid, on the same photos (:mod:`src.bench.bound`).
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
+import statistics
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -125,6 +130,105 @@ def measure_speed(
     return SpeedResult(size, steps, tile, best, h * w / 1e6, mem.peak / 2**20)
 
 
+# ------------------------------------------------------------------------------------------- whole process
+#: run in a fresh interpreter: what a single ``deband`` call pays before its first pixel
+_STARTUP_PROBE = """
+import json, sys, time
+t0 = time.perf_counter()
+import torch
+t1 = time.perf_counter()
+from src.inference.debander import Debander
+t2 = time.perf_counter()
+torch.set_num_threads(int(sys.argv[2]))
+Debander.from_checkpoint(sys.argv[1])
+t3 = time.perf_counter()
+print(json.dumps({"import torch": t1 - t0, "import deband": t2 - t1, "load weights": t3 - t2}))
+"""
+
+#: ffmpeg's deband filter on a PNG through PyAV, for machines without the ffmpeg command line
+_PYAV_DEBAND = """
+import sys
+import numpy as np
+from PIL import Image
+from src.baselines.ffmpeg_filters import filter_rgb8
+rgb = np.asarray(Image.open(sys.argv[1]).convert("RGB"))
+Image.fromarray(filter_rgb8(rgb, "deband")).save(sys.argv[2], compress_level=1)
+"""
+
+
+@dataclass
+class ProcessResult:
+    """Whole-process seconds (start-up included) of one command, over ``repeats`` runs."""
+
+    name: str
+    best: float
+    median: float
+    runs: int
+
+
+def _env() -> dict[str, str]:
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+def _time_command(name: str, cmd: list[str], repeats: int) -> ProcessResult:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        r = subprocess.run(cmd, capture_output=True, text=True, env=_env())
+        times.append(time.perf_counter() - t0)
+        if r.returncode != 0:
+            raise RuntimeError(f"{name} failed: {(r.stderr or r.stdout).strip().splitlines()[-1:]}")
+    return ProcessResult(name, min(times), statistics.median(times), repeats)
+
+
+def startup_costs(checkpoint: str, threads: int) -> dict[str, float]:
+    """Seconds of a fresh interpreter's start-up: ``python`` itself, ``import torch``, the rest of the
+    project's imports and loading the weights (measured in a child process)."""
+    t0 = time.perf_counter()
+    r = subprocess.run(
+        [sys.executable, "-c", _STARTUP_PROBE, checkpoint, str(threads)], capture_output=True, text=True, env=_env()
+    )
+    wall = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise RuntimeError(f"start-up probe failed: {r.stderr.strip().splitlines()[-1:]}")
+    parts = json.loads(r.stdout.strip().splitlines()[-1])
+    return {"interpreter and exit": max(wall - sum(parts.values()), 0.0), **parts}
+
+
+def whole_process(checkpoint: str, size: str, threads: int, repeats: int) -> tuple[list[ProcessResult], str]:
+    """Time ``deband`` on one PNG of ``size`` as a user runs it (a new process each time, start-up, reading
+    and writing included), with and without the contour pass, beside ffmpeg's ``deband`` filter on the same
+    file (the ffmpeg command line when installed, else the same filter through PyAV in a Python process).
+    Returns the results and how ffmpeg was run."""
+    import numpy as np
+
+    from src.data.image_io import write_image
+
+    h, w = _size(size)
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    img = np.stack([0.3 + 0.4 * yy, 0.4 + 0.3 * xx, 0.5 + 0.2 * (xx - yy)], -1)
+    q = np.clip(np.round((img + rng.normal(0, 0.002, img.shape)) * 255), 0, 255).astype(np.uint8)
+    with tempfile.TemporaryDirectory(prefix="indi-speed-") as tmp:
+        src = os.path.join(tmp, "frame.png")
+        write_image(src, q)
+        out = os.path.join(tmp, "out.png")
+        base = [sys.executable, "-m", "src.deband", src, "-o", out, "--overwrite", "--quiet"]
+        base += ["--checkpoint", checkpoint, "--threads", str(threads)]
+        results = [
+            _time_command("deband", base, repeats),
+            _time_command("deband --no-contour", base + ["--no-contour"], repeats),
+        ]
+        ff = shutil.which("ffmpeg")
+        if ff:
+            cmd, how = [ff, "-v", "error", "-y", "-i", src, "-vf", "deband", out], "the ffmpeg command line"
+        else:
+            cmd, how = [sys.executable, "-c", _PYAV_DEBAND, src, out], "PyAV's filter graph in a Python process"
+        results.append(_time_command("ffmpeg deband", cmd, repeats))
+    return results, how
+
+
 def add_speed_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default="default", help="weights (.ckpt, .pt, .onnx or 'default')")
     p.add_argument("--steps", default="1,2,4", help="comma-separated step counts (default 1,2,4)")
@@ -141,6 +245,12 @@ def add_speed_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="time the network alone, without the contour interpolation that deband runs after it",
     )
+    p.add_argument(
+        "--process",
+        default="1080p",
+        help="also time whole deband processes (start-up included) on one PNG of this size, beside ffmpeg's "
+        "deband filter, and split the start-up into imports and weights; 'off' to skip (default 1080p)",
+    )
 
 
 def run_speed(args: argparse.Namespace) -> int:
@@ -154,6 +264,8 @@ def run_speed(args: argparse.Namespace) -> int:
     sizes = _parse_list(args.sizes, str, "sizes")
     for s in sizes:
         _size(s)
+    if args.process != "off":
+        _size(args.process)
     from src.utils.threads import set_torch_threads
 
     set_torch_threads(args.threads)
@@ -190,9 +302,31 @@ def run_speed(args: argparse.Namespace) -> int:
                 f"peak RSS {r.peak_rss_mb:.0f} MB"
             )
     Console().print(table)
+    if args.process != "off":
+        _print_process(args, torch.get_num_threads(), results)
     load1 = os.getloadavg()
     console.print(
         f"load average at the end {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f} "
         f"(timings are only comparable at low load)"
     )
     return 0
+
+
+def _print_process(args: argparse.Namespace, threads: int, results: list[SpeedResult]) -> None:
+    costs = startup_costs(args.checkpoint, threads)
+    runs, how = whole_process(args.checkpoint, args.process, threads, args.repeats)
+    print(
+        "start-up of a fresh process: "
+        + ", ".join(f"{k} {v:.2f} s" for k, v in costs.items())
+        + f"; {sum(costs.values()):.2f} s in all"
+    )
+    print(
+        f"whole process, one {args.process} PNG (start-up, reading, writing included; best / median of "
+        f"{args.repeats}; ffmpeg deband through {how}):"
+    )
+    for r in runs:
+        print(f"  {r.name}: {r.best:.2f} / {r.median:.2f} s")
+    print(f"  deband / ffmpeg deband: {runs[0].best / max(runs[-1].best, 1e-9):.1f}x")
+    net = [r.seconds for r in results if r.size == args.process and r.steps == 1]
+    if net:
+        print(f"  network{'' if args.no_contour else ' + contour pass'} in it (the table's 1-step row): {net[0]:.2f} s")
