@@ -304,11 +304,14 @@ class UNet(nn.Module):
             ranges = range_pyramid(x, self.blend_levels) if self.blend_edge_range else [None] * len(smooth)
         cands = [x]
         for s, rng in zip(smooth, ranges):
-            d = (s - x).clamp(-m, m) if m else s - x
+            # in place where no gradient flows through the image: each candidate is a full-size copy
+            d = s.sub_(x) if not x.requires_grad else s - x
+            if m:
+                d = d.clamp_(-m, m)
             if rng is not None:
                 lo, hi = self.blend_edge_range
-                d = d * ((hi - rng) / (hi - lo)).clamp(0.0, 1.0)
-            cands.append(x + d)
+                d = d.mul_(rng.sub_(hi).div_(lo - hi).clamp_(0.0, 1.0))
+            cands.append(d.add_(x))
         if self.blend_guided:
             with torch.autocast(x.device.type, enabled=False):
                 g = luma(x)  # one guide for every radius

@@ -1,5 +1,6 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
 from src.models.pyramid import smooth_pyramid
 
@@ -30,3 +31,20 @@ def test_coarser_levels_undo_a_staircase():
 def test_constant_image_is_unchanged():
     x = torch.full((1, 3, 9, 14), 0.3)
     assert all(torch.allclose(lv, x) for lv in smooth_pyramid(x, 4))
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 37, 50), (1, 1, 5, 3), (1, 3, 64, 64)])
+def test_fast_pooling_matches_torch(shape):
+    """The shifted-view forms of the blur and the max pools give exactly torch's pooling/conv results."""
+    from src.models.pyramid import _down, _max2, _max3, _pad_even
+
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(0))
+    c = shape[1]
+    k = torch.tensor([0.25, 0.5, 0.25])
+    p = F.pad(x, (1, 1 + shape[-1] % 2, 1, 1 + shape[-2] % 2), mode="replicate")
+    p = F.conv2d(p, k.view(1, 1, 1, 3).expand(c, 1, 1, 3), groups=c)
+    p = F.conv2d(p, k.view(1, 1, 3, 1).expand(c, 1, 3, 1), groups=c)
+    torch.testing.assert_close(_down(x), F.avg_pool2d(p, 2), rtol=0, atol=1e-7)
+    e = _pad_even(x, float("-inf"))
+    assert torch.equal(_max2(e), F.max_pool2d(e, 2))
+    assert torch.equal(_max3(x), F.max_pool2d(x, 3, stride=1, padding=1))

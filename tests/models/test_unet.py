@@ -157,6 +157,22 @@ def test_channels_last_gives_the_same_result():
     assert b.stem.weight.is_contiguous(memory_format=torch.channels_last)
 
 
+def test_candidates_same_with_and_without_gradients_and_input_untouched():
+    """Inference builds the candidates in place; training (a gradient through the image) must not."""
+    net = UNet(width=8, depth=1, blend_levels=3, blend_guided=[[4, 1e-4]]).eval()
+    x = torch.rand(1, 3, 23, 40)
+    keep = x.clone()
+    with torch.inference_mode():
+        fast = net._candidates(x)
+    assert torch.equal(x, keep)
+    xg = x.clone().requires_grad_(True)
+    slow = net._candidates(xg)
+    for a, b in zip(fast, slow):
+        assert torch.equal(a, b.detach())
+    sum(c.sum() for c in slow).backward()
+    assert xg.grad is not None and torch.isfinite(xg.grad).all()
+
+
 def test_guided_candidates_join_the_blend_head():
     from src.baselines.guided import guided_filter, guided_scale
 
