@@ -258,8 +258,10 @@ class UNet(nn.Module):
             x = x + self.global_branch(x, t)
         temb = self.t_mlp(timestep_embedding(t, self.t_dim).to(x.dtype))
         cands = self._candidates(x) if self.blend_levels else [x]
-        xp = _cat_padded(cands, self.unshuffle * 2**self.depth)
-        xp = _space_to_depth(xp, self.unshuffle, self.channels_last)
+        dev = x.device.type
+        # under autocast the stem would cast its input anyway: build it in the autocast dtype directly
+        dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else None
+        xp = _unshuffled_input(cands, self.unshuffle * 2**self.depth, self.unshuffle, self.channels_last, dtype)
 
         hcur = self.stem(xp)
         skips = []
@@ -282,8 +284,9 @@ class UNet(nn.Module):
         out = out[:, :, :h, :w]
         if self.blend_levels:
             r, logits = out[:, : self.out_channels], out[:, self.out_channels :]
-            w = torch.softmax(logits.float(), dim=1)
-            out = r.float().contiguous()
+            # one copy: the cast and the contiguous layout softmax needs (the logits are a cropped view)
+            w = torch.softmax(logits.to(torch.float32, memory_format=torch.contiguous_format), dim=1)
+            out = r.to(torch.float32, memory_format=torch.contiguous_format)
             for k, c in enumerate(cands):  # in place: no full-size temporaries per candidate
                 out.addcmul_(w[:, k : k + 1], c)
             return out
@@ -451,6 +454,40 @@ def _space_to_depth(x: torch.Tensor, r: int, channels_last: bool) -> torch.Tenso
     b, c, h, w = x.shape
     y = x.view(b, c, h // r, r, w // r, r).permute(0, 2, 4, 1, 3, 5)
     return y.reshape(b, h // r, w // r, c * r * r).permute(0, 3, 1, 2)
+
+
+def _unshuffled_input(
+    xs: list[torch.Tensor], m: int, r: int, channels_last: bool, dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """``_space_to_depth(_cat_padded(xs, m), r, channels_last)`` (cast to ``dtype``), written straight into
+    its channels-last buffer: one copy of each input instead of a concatenation, a permuting copy and a cast
+    (1080p with the blend head's 9 candidates: about 0.2 s less on 2 cores). Other layouts and sizes not
+    divisible by ``r`` take the plain route."""
+    b, h, w = xs[0].shape[0], *xs[0].shape[-2:]
+    ph, pw = (-h) % m, (-w) % m
+    if not (channels_last and r > 1 and h % r == 0 and w % r == 0 and ph < h and pw < w):
+        out = _space_to_depth(_cat_padded(xs, m), r, channels_last)
+        return out if dtype is None else out.to(dtype)
+    c = sum(t.shape[1] for t in xs)
+    hb, wb, hp, wp = h // r, w // r, ph // r, pw // r  # m is a multiple of r, so ph and pw are too
+    out = xs[0].new_empty(b, hb + hp, wb + wp, c * r * r, dtype=dtype or xs[0].dtype)
+    # the buffer seen as the padded image (b, c, H / r, r, W / r, r): pixel_unshuffle's channel order
+    img = out.view(b, hb + hp, wb + wp, c, r, r).permute(0, 3, 1, 4, 2, 5)
+    i = 0
+    for t in xs:
+        k = t.shape[1]
+        dst = img[:, i : i + k]
+        dst[:, :, :hb, :, :wb] = t.reshape(b, k, hb, r, wb, r)
+        # reflect padding (edge row/column not repeated), the corner reflecting the reflection, as _cat_padded
+        if ph:
+            dst[:, :, hb:, :, :wb] = t[:, :, h - 1 - ph : h - 1].flip(-2).reshape(b, k, hp, r, wb, r)
+        if pw:
+            dst[:, :, :hb, :, wb:] = t[..., w - 1 - pw : w - 1].flip(-1).reshape(b, k, hb, r, wp, r)
+        if ph and pw:
+            corner = t[:, :, h - 1 - ph : h - 1, w - 1 - pw : w - 1].flip(-2).flip(-1)
+            dst[:, :, hb:, :, wb:] = corner.reshape(b, k, hp, r, wp, r)
+        i += k
+    return out.permute(0, 3, 1, 2)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -207,11 +207,13 @@ def test_bad_guided_config(spec):
         UNet(blend_levels=0, blend_guided=[[4, 1e-3]])
 
 
-@pytest.mark.parametrize("shape", [(2, 3, 37, 53), (1, 3, 5, 200), (1, 3, 64, 64), (1, 3, 1, 1)])
+@pytest.mark.parametrize(
+    "shape", [(2, 3, 37, 53), (1, 3, 5, 200), (1, 3, 64, 64), (1, 3, 1, 1), (1, 3, 40, 52), (2, 3, 36, 72)]
+)
 def test_fused_pad_and_space_to_depth_match_the_plain_ops(shape):
     import torch.nn.functional as F
 
-    from src.models.unet import _cat_padded, _pad_to_multiple, _space_to_depth
+    from src.models.unet import _cat_padded, _pad_to_multiple, _space_to_depth, _unshuffled_input
 
     xs = [torch.rand(*shape) for _ in range(3)]
     ref = _pad_to_multiple(torch.cat(xs, 1), 32)
@@ -221,6 +223,11 @@ def test_fused_pad_and_space_to_depth_match_the_plain_ops(shape):
         want = F.pixel_unshuffle(ref, r) if r > 1 else ref
         assert torch.equal(got, want) and got.is_contiguous(memory_format=torch.channels_last)
         assert torch.equal(_space_to_depth(ref, r, channels_last=False), want)
+        for cl in (True, False):
+            for dtype in (None, torch.bfloat16):
+                fused = _unshuffled_input(xs, 32, r, cl, dtype)
+                assert torch.equal(fused, want if dtype is None else want.to(dtype))
+                assert fused.is_contiguous(memory_format=torch.channels_last if cl else torch.contiguous_format)
 
 
 def test_global_branch_sees_the_whole_frame_and_starts_as_a_no_op():
