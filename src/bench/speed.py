@@ -133,7 +133,7 @@ def measure_speed(
 # ------------------------------------------------------------------------------------------- whole process
 #: run in a fresh interpreter: what a single ``deband`` call pays before its first pixel
 _STARTUP_PROBE = """
-import json, sys, time
+import json, os, sys, time
 t0 = time.perf_counter()
 import torch
 t1 = time.perf_counter()
@@ -142,7 +142,8 @@ t2 = time.perf_counter()
 torch.set_num_threads(int(sys.argv[2]))
 Debander.from_checkpoint(sys.argv[1])
 t3 = time.perf_counter()
-print(json.dumps({"import torch": t1 - t0, "import deband": t2 - t1, "load weights": t3 - t2}))
+print(json.dumps({"import torch": t1 - t0, "import deband": t2 - t1, "load weights": t3 - t2}), flush=True)
+os._exit(0)  # as the deband script does: no interpreter teardown
 """
 
 #: ffmpeg's deband filter on a PNG through PyAV, for machines without the ffmpeg command line
@@ -183,8 +184,8 @@ def _time_command(name: str, cmd: list[str], repeats: int) -> ProcessResult:
 
 
 def startup_costs(checkpoint: str, threads: int) -> dict[str, float]:
-    """Seconds of a fresh interpreter's start-up: ``python`` itself, ``import torch``, the rest of the
-    project's imports and loading the weights (measured in a child process)."""
+    """Seconds of a fresh interpreter's start-up: ``python`` itself (and the child process's creation),
+    ``import torch``, the rest of the project's imports and loading the weights (measured in a child)."""
     t0 = time.perf_counter()
     r = subprocess.run(
         [sys.executable, "-c", _STARTUP_PROBE, checkpoint, str(threads)], capture_output=True, text=True, env=_env()
@@ -193,7 +194,7 @@ def startup_costs(checkpoint: str, threads: int) -> dict[str, float]:
     if r.returncode != 0:
         raise RuntimeError(f"start-up probe failed: {r.stderr.strip().splitlines()[-1:]}")
     parts = json.loads(r.stdout.strip().splitlines()[-1])
-    return {"interpreter and exit": max(wall - sum(parts.values()), 0.0), **parts}
+    return {"interpreter": max(wall - sum(parts.values()), 0.0), **parts}
 
 
 def whole_process(checkpoint: str, size: str, threads: int, repeats: int) -> tuple[list[ProcessResult], str]:

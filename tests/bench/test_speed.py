@@ -44,7 +44,7 @@ def test_whole_process_times_and_startup_split(tmp_path, capsys):
     assert main(args + ["--process", "96x64"]) == 0
     out = capsys.readouterr().out
     split = re.search(
-        r"interpreter and exit ([\d.]+) s, import torch ([\d.]+) s, import deband ([\d.]+) s, "
+        r"interpreter ([\d.]+) s, import torch ([\d.]+) s, import deband ([\d.]+) s, "
         r"load weights ([\d.]+) s; ([\d.]+) s in all",
         out,
     )
