@@ -211,31 +211,54 @@ class ContourTracker:
 
     The pass reads up to ``reach`` pixels around each block, so codec noise or motion elsewhere in the frame
     can move a still sky's correction from one frame to the next: shimmer. Each frame's correction is
-    therefore blended with the previous frame's where the input has not changed (per pixel, by up to
+    therefore blended with the last computed one where the input has not changed since (per pixel, by up to
     ``static_codes`` codes): there it follows a running average with weight ``carry`` on the past (a few
     frames' memory, so a slow pan's bands are not left behind); where the picture changes, the frame's own
-    correction is used.
+    correction is used. When almost nothing moved (under ``still_fraction`` of the pixels changed by
+    ``static_codes`` or more since the last computed frame), that frame's correction is reused as it is,
+    for up to ``max_reuse`` frames in a row: a still shot costs one pass every ``max_reuse + 1`` frames.
 
     ``__call__(frame, net_out)``: the input frame and the network's output for it, both ``(3, H, W)`` in
     [0, 1], in display order; returns the output with the correction, float32 ``(3, H, W)``.
     """
 
-    def __init__(self, cfg: ContourConfig = ContourConfig(), carry: float = 0.9, static_codes: float = 4.0) -> None:
+    def __init__(
+        self,
+        cfg: ContourConfig = ContourConfig(),
+        carry: float = 0.9,
+        static_codes: float = 4.0,
+        still_fraction: float = 0.01,
+        max_reuse: int = 7,
+    ) -> None:
         check_float("contour carry", carry, 0.0, 0.99)
         check_float("contour static_codes", static_codes, 0.0, 255.0)
+        check_float("contour still_fraction", still_fraction, 0.0, 1.0)
+        check_int("contour max_reuse", max_reuse, 0, 1000)
         self.cfg, self.carry, self.static_codes = cfg, carry, static_codes
-        self._prev: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.still_fraction, self.max_reuse = still_fraction, max_reuse
+        self.passes = 0  # frames the pass actually ran on
+        self._prev: tuple[torch.Tensor, torch.Tensor] | None = None  # last computed frame, its correction
+        self._reused = 0
 
     def __call__(self, frame: torch.Tensor, net_out: torch.Tensor) -> torch.Tensor:
         net_out = net_out.detach().float().cpu()
         frame = frame.detach().float().cpu()
-        corr = contour_fill(net_out, self.cfg) - net_out
+        static = None
         if self._prev is not None and self._prev[0].shape == frame.shape:
             prev_frame, prev_corr = self._prev
             change = (frame - prev_frame).abs().amax(0, keepdim=True) * 255
             # a 3 x 3 max: a moving edge's neighbours are not static either
             change = F.max_pool2d(change[None], 3, 1, 1)[0]
             static = (1 - change / max(self.static_codes, 1e-9)).clamp(0, 1)
-            corr = corr + static * self.carry * (prev_corr - corr)
-        self._prev = (frame, corr)
+            # only where the pass corrects (flat areas) does movement matter
+            corrected = prev_corr.abs().amax(0, keepdim=True) * 255 > 0.25
+            moved = float(((static == 0) & corrected).sum()) / max(int(corrected.sum()), 1)
+            if self._reused < self.max_reuse and moved < self.still_fraction:
+                self._reused += 1
+                return (net_out + prev_corr).clamp(0, 1)
+        corr = contour_fill(net_out, self.cfg) - net_out
+        self.passes += 1
+        if static is not None:
+            corr = corr + static * self.carry * (self._prev[1] - corr)
+        self._prev, self._reused = (frame, corr), 0
         return (net_out + corr).clamp(0, 1)

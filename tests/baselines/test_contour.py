@@ -113,6 +113,25 @@ def test_tracker_holds_a_still_picture_steady():
         assert (a - b).abs()[..., 16:, :].max() * 255 < 0.05
 
 
+def test_tracker_reuses_its_correction_while_the_flat_areas_stand_still():
+    from src.baselines.contour import ContourTracker
+
+    banded = _band(_ramp(48, 1200, 90, 120), 5).float()
+    tracker = ContourTracker(max_reuse=2)
+    outs = [tracker(banded, banded) for _ in range(7)]
+    # computed on frames 0, 3 and 6; reused in between, so a still shot is not recomputed every frame
+    assert tracker.passes == 3
+    assert all(torch.equal(outs[0], o) for o in outs[1:3])
+    # a moving picture is recomputed every frame
+    moving = ContourTracker()
+    for i in range(3):
+        frame = _band(_ramp(48, 1200, 90 + 10 * i, 120 + 10 * i), 5).float()
+        moving(frame, frame)
+    assert moving.passes == 3
+    with pytest.raises(ConfigError):
+        ContourTracker(still_fraction=2.0)
+
+
 def test_tracker_follows_a_changed_picture():
     from src.baselines.contour import ContourTracker
 
