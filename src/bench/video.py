@@ -5,14 +5,15 @@ photo (``drift``: 0.25 px right and 0.1 px down per frame, as a hand-held shot o
 per frame), banded like streamed video (:func:`~src.data.degradations.stream_clip`: 4:2:0, luma 6 / chroma 5
 bits, the whole clip through libx264 at CRF 30) and written as an MP4. Each method restores that file:
 
-- ``deband`` (and ``deband --no-contour``): :func:`~src.inference.video.deband_video` on the file as the
-  command line runs it (decode, network, contour pass, dither, x264 CRF 16 encode), timed as a whole;
+- ``deband`` (also ``--no-contour``, and ``--video-bit-depth 10``: 10-bit output, not dithered):
+  :func:`~src.inference.video.deband_video` on the file as the command line runs it (decode, network,
+  contour pass, dither, x264 CRF 16 encode), timed as a whole;
 - ffmpeg's ``deband`` filter (PyAV) on the decoded frames (not re-encoded).
 
 Scores, against the source frames: ``flicker``, the mean frame-to-frame change of BT.709 luma (8-bit codes)
 over the pixels that are flat (3 x 3 range <= 1 code) and static (change < 0.25 code) in the source, which
 is what a viewer sees as shimmer on a still sky; PSNR and smooth-region PSNR (mean over frames); frames per
-second of the whole method; peak resident memory while it ran.
+second of the whole method; peak resident memory while it ran; the size of the file it wrote.
 """
 
 from __future__ import annotations
@@ -111,6 +112,7 @@ class ClipResult:
     smooth_psnr: float
     fps: float | None = None
     peak_rss_mb: float | None = None
+    size_kb: float | None = None  # the method's output file, where it writes one
 
 
 @dataclass
@@ -137,7 +139,9 @@ def _timed(fn):  # noqa: ANN001, ANN202 - any callable -> (result, seconds, peak
 
 
 def evaluate_clip(src_frames: list[torch.Tensor], workdir: Path, debanders: dict, crf: int = 30) -> dict:
-    """Band ``src_frames`` into ``workdir/banded.mp4`` and score every method on it (see the module)."""
+    """Band ``src_frames`` into ``workdir/banded.mp4`` and score every method on it (see the module).
+
+    ``debanders``: method name -> a Debander, or (Debander, VideoOptions) for other output settings."""
     from src.baselines.ffmpeg_filters import ffmpeg_filter
     from src.data.degradations import stream_clip
     from src.inference.video import VideoOptions, deband_video
@@ -147,12 +151,13 @@ def evaluate_clip(src_frames: list[torch.Tensor], workdir: Path, debanders: dict
     banded = _decode(banded_path)
     n = len(src_frames)
     res = {"input (banded)": _scores(banded, src_frames, None, None)}
-    for name, debander in debanders.items():
-        out_path = workdir / f"{name.replace(' ', '_')}.mp4"
-        _, seconds, rss = _timed(
-            lambda d=debander, p=out_path: deband_video(d, banded_path, p, VideoOptions(quiet=True))
-        )
+    res["input (banded)"].size_kb = banded_path.stat().st_size / 1024
+    for name, method in debanders.items():
+        debander, opts = method if isinstance(method, tuple) else (method, VideoOptions(quiet=True))
+        out_path = workdir / f"{''.join(c if c.isalnum() else '_' for c in name)}.mp4"
+        _, seconds, rss = _timed(lambda d=debander, p=out_path, o=opts: deband_video(d, banded_path, p, o))
         res[name] = _scores(_decode(out_path), src_frames, n / seconds, rss)
+        res[name].size_kb = out_path.stat().st_size / 1024
     outs, seconds, rss = _timed(lambda: [ffmpeg_filter(f, "deband") for f in _decode(banded_path)])
     res["ffmpeg deband"] = _scores(outs, src_frames, n / seconds, rss)
     return res
@@ -175,8 +180,8 @@ def render(report: Report, header: list[str]) -> str:
         return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{d}f}"
 
     cols = (
-        "| method | flicker (codes) ↓ | PSNR ↑ | smooth PSNR ↑ | frames / s ↑ | peak RSS (MB) |\n"
-        "|---|---|---|---|---|---|"
+        "| method | flicker (codes) ↓ | PSNR ↑ | smooth PSNR ↑ | frames / s ↑ | peak RSS (MB) | file (kB) |\n"
+        "|---|---|---|---|---|---|---|"
     )
     lines = ["# Video benchmark", "", *[f"- {h}" for h in header], ""]
     methods = list(next(iter(report.rows.values())))
@@ -188,13 +193,13 @@ def render(report: Report, header: list[str]) -> str:
             vals = [getattr(r, key) for r in rs if getattr(r, key) is not None and not math.isnan(getattr(r, key))]
             return sum(vals) / len(vals) if vals else None
 
-        mean[m] = ClipResult(avg("flicker"), avg("psnr"), avg("smooth_psnr"), avg("fps"), avg("peak_rss_mb"))
+        mean[m] = ClipResult(*(avg(k) for k in ("flicker", "psnr", "smooth_psnr", "fps", "peak_rss_mb", "size_kb")))
     for title, per in [*report.rows.items(), (f"mean over {len(report.rows)} clips", mean)]:
         lines += [f"## {title}", "", cols]
         for m, r in per.items():
             lines.append(
                 f"| {m} | {fmt(r.flicker, 3)} | {fmt(r.psnr, 2)} | {fmt(r.smooth_psnr, 2)} | {fmt(r.fps, 2)} "
-                f"| {fmt(r.peak_rss_mb, 0)} |"
+                f"| {fmt(r.peak_rss_mb, 0)} | {fmt(r.size_kb, 0)} |"
             )
         lines.append("")
     return "\n".join(lines)
@@ -219,6 +224,7 @@ def run_video(args: argparse.Namespace) -> int:
     from src.data.image_io import read_image, to_rgb
     from src.data.sources import list_images
     from src.inference.debander import Debander
+    from src.inference.video import VideoOptions
     from src.utils.atomic import atomic_write_text
     from src.utils.progress import progress_bar
     from src.utils.threads import set_torch_threads
@@ -244,7 +250,12 @@ def run_video(args: argparse.Namespace) -> int:
     console = Console(file=sys.stderr)
 
     debander = Debander.from_checkpoint(args.checkpoint)
-    debanders = {"deband": debander, "deband --no-contour": Debander(debander.weights, debander.device, debander.dtype)}
+    debanders = {
+        "deband": debander,
+        "deband --no-contour": Debander(debander.weights, debander.device, debander.dtype),
+        # 10-bit output is not dithered and re-encodes without re-banding: what it costs and gains
+        "deband --video-bit-depth 10": (debander, VideoOptions(quiet=True, bit_depth=10)),
+    }
     console.print(debander.describe())
     report = Report()
     with progress_bar(console) as progress, tempfile.TemporaryDirectory(prefix="indi-video-bench-") as tmp:
@@ -262,7 +273,7 @@ def run_video(args: argparse.Namespace) -> int:
         f"4:2:0 luma 6 / chroma 5 bits, libx264 CRF {args.crf}",
         "flicker: mean |luma change| between consecutive frames (8-bit codes) over pixels flat and static in the "
         "source; frames / s: the whole method (deband: decode, network, contour pass, dither, x264 CRF 16 encode; "
-        "ffmpeg deband: decode and filter, no encode)",
+        "ffmpeg deband: decode and filter, no encode); file: the method's output (the input's for the input)",
         f"{_cpu_name()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads, "
         f"{date.today().isoformat()}; load average at the end {os.getloadavg()[0]:.2f}",
         debander.describe(),
