@@ -44,7 +44,7 @@ class Debander:
         device: where the network runs.
         dtype: float32, or bfloat16 (autocast: the net's convolutions in bf16, the image and the INDI
             updates stay float32 because bf16's 8-bit mantissa would itself re-create banding).
-        compile: wrap the network in ``torch.compile`` (slow first call; pays off on videos).
+        compile: wrap the network in ``torch.compile`` (a graph per input size: slow first call per size).
         channels_last: convert the network to NHWC memory layout. The project's UNet already keeps itself in
             NHWC unless built with ``channels_last: false`` (see its docstring), so this matters only for
             networks trained with it off.
@@ -73,7 +73,7 @@ class Debander:
             if self.channels_last:
                 net = net.to(memory_format=torch.channels_last)
             if compile:
-                net = torch.compile(net, dynamic=True)
+                net = torch.compile(net, dynamic=False)
         elif compile or dtype != torch.float32 or self.device.type != "cpu":
             raise ConfigError("ONNX models run on the CPU in float32 without --compile; use a .pt/.ckpt for those")
         self.net = net

@@ -132,3 +132,15 @@ def test_contour_pass_after_the_network(tmp_path) -> None:
     # tiled, the pass still sees the whole image (a band is wider than a tile)
     tiled = on.deband_batch(banded, tile=256, overlap=32)
     assert (tiled - clean).abs()[inner].mean().item() * 255 < 0.3 * err_off
+
+
+@pytest.mark.slow
+def test_compiled_network_matches_eager_at_two_sizes(tmp_path):
+    """--compile: inductor builds a graph per frame size (dynamic shapes fail to lower for this UNet)."""
+    ckpt = save_tiny_checkpoint(tmp_path / "tiny.ckpt", steps=1)
+    eager = Debander.from_checkpoint(ckpt, device="cpu", dtype="float32", contour=False)
+    compiled = Debander.from_checkpoint(ckpt, device="cpu", dtype="float32", compile=True, contour=False)
+    g = torch.Generator().manual_seed(0)
+    for h, w in ((40, 56), (33, 70)):
+        x = torch.rand(1, 3, h, w, generator=g)
+        torch.testing.assert_close(compiled.deband_batch(x, tile=0), eager.deband_batch(x, tile=0), atol=1e-4, rtol=0)
