@@ -106,8 +106,9 @@ def quantize(
 ) -> np.ndarray:
     """Floats in [0, 1] ``(H, W)`` or ``(H, W, C)`` -> uint8 (bits <= 8) or uint16 integers in [0, 2^bits - 1].
 
-    ``dither`` is one of :data:`DITHER_KINDS`. ``offset`` shifts the blue-noise mask (video frames use a
-    different offset per frame so the pattern does not stand still). Blue noise only: ``triangular=False``
+    ``dither`` is one of :data:`DITHER_KINDS`. ``offset`` shifts the blue-noise mask (video uses one offset
+    per plane, so luma and chroma noise do not line up, and the same in every frame, so a still picture's
+    dither does not shimmer). Blue noise only: ``triangular=False``
     uses the single mask (no noise on exact codes: video chroma, whose neutral grey should stay exact), and
     ``ends`` are the codes where the triangular part fades out (default ``(0, 2^bits - 1)``; limited-range
     video passes its black and white, 16 and 235 at 8 bits).
