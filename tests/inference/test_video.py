@@ -153,3 +153,24 @@ def test_batches_give_the_same_video(debander, tmp_path):
     assert len(outs[0]) == 7 and [p for p, _ in outs[0]] == [p for p, _ in outs[1]]
     for (_, a), (_, b) in zip(*outs):
         np.testing.assert_array_equal(a, b)
+
+
+def test_dither_does_not_shimmer_on_a_still_picture(debander, tmp_path):
+    """8-bit output is dithered with the same pattern in every frame: a still picture stays still."""
+    src = tmp_path / "still.mp4"
+    ramp = np.linspace(60, 70, 64)[None, :, None]  # 10 codes over the width: between codes nearly everywhere
+    img = np.broadcast_to(ramp + np.linspace(0, 0.5, 48)[:, None, None], (48, 64, 3))
+    with av.open(str(src), "w") as out:
+        v = out.add_stream("libx264", rate=12, options={"crf": "0", "preset": "ultrafast"})
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv444p"
+        for i in range(4):
+            f = av.VideoFrame.from_ndarray(np.round(img).astype(np.uint8), format="rgb24").reformat(format="yuv444p")
+            f.pts = i
+            out.mux(v.encode(f))
+        out.mux(v.encode(None))
+    dst = tmp_path / "out.mp4"
+    deband_video(debander, src, dst, VideoOptions(quiet=True, batch=1, crf=0, preset="ultrafast"))
+    with av.open(str(dst)) as c:
+        frames = [f.to_ndarray(format="rgb24").astype(int) for f in c.decode(video=0)]
+    assert len(frames) == 4
+    assert all(np.array_equal(frames[0], f) for f in frames[1:])
