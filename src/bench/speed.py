@@ -105,6 +105,17 @@ def _size(name: str) -> tuple[int, int]:
     raise ConfigError(f"unknown size {name!r}: use {', '.join(SIZES)} or WxH")
 
 
+def _test_frame(size: str):  # noqa: ANN202 - torch.Tensor (torch imported lazily)
+    """``(1, 3, H, W)`` in [0, 1]: a smooth gradient plus noise (speed does not depend on content)."""
+    import torch
+
+    h, w = _size(size)
+    yy = torch.linspace(0, 1, h)[:, None]
+    xx = torch.linspace(0, 1, w)[None, :]
+    x = torch.stack([yy * 0.8 + xx * 0.2, (xx * 0.7).expand(h, w), (yy + xx) / 2]).unsqueeze(0)
+    return (x + 0.01 * torch.rand_like(x)).clamp(0, 1)
+
+
 def measure_speed(
     debander,
     size: str,
@@ -114,13 +125,8 @@ def measure_speed(
     repeats: int = 1,
 ) -> SpeedResult:
     """Time ``deband_batch`` on one frame of ``size`` (a smooth gradient + noise; speed does not depend on content)."""
-    import torch
-
-    h, w = _size(size)
-    yy = torch.linspace(0, 1, h)[:, None]
-    xx = torch.linspace(0, 1, w)[None, :]
-    x = torch.stack([yy * 0.8 + xx * 0.2, (xx * 0.7).expand(h, w), (yy + xx) / 2]).unsqueeze(0)
-    x = (x + 0.01 * torch.rand_like(x)).clamp(0, 1)
+    x = _test_frame(size)
+    h, w = x.shape[-2:]
     best = float("inf")
     with PeakRSS() as mem:
         for _ in range(repeats):
@@ -206,11 +212,8 @@ def whole_process(checkpoint: str, size: str, threads: int, repeats: int) -> tup
 
     from src.data.image_io import write_image
 
-    h, w = _size(size)
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
-    img = np.stack([0.3 + 0.4 * yy, 0.4 + 0.3 * xx, 0.5 + 0.2 * (xx - yy)], -1)
-    q = np.clip(np.round((img + rng.normal(0, 0.002, img.shape)) * 255), 0, 255).astype(np.uint8)
+    # the frame the table timed, as an 8-bit PNG
+    q = np.round(_test_frame(size)[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
     with tempfile.TemporaryDirectory(prefix="indi-speed-") as tmp:
         src = os.path.join(tmp, "frame.png")
         write_image(src, q)

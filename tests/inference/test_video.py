@@ -100,19 +100,23 @@ def test_chapters_are_copied(debander, tmp_path):
         assert [ch["metadata"].get("title") for ch in c.chapters()] == ["a", "b"]
 
 
+def _failing_on_call(fn, n: int, exc: BaseException | type[BaseException]):  # noqa: ANN001, ANN202
+    """``fn``, except that its ``n``-th call raises ``exc``."""
+    calls = {"n": 0}
+
+    def wrapped(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise exc
+        return fn(*args, **kwargs)
+
+    return wrapped
+
+
 def test_interrupted_run_leaves_nothing_under_the_final_name(debander, tmp_path, monkeypatch):
     src = _write(tmp_path / "clip.mp4", list(range(6)))
     dst = tmp_path / "out.mp4"
-    calls = {"n": 0}
-    real = debander.deband_batch
-
-    def interrupt(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(debander, "deband_batch", interrupt)
+    monkeypatch.setattr(debander, "deband_batch", _failing_on_call(debander.deband_batch, 2, KeyboardInterrupt))
     with pytest.raises(KeyboardInterrupt):
         deband_video(debander, src, dst, VideoOptions(quiet=True, batch=1))
     assert not dst.exists()
@@ -125,16 +129,7 @@ def test_error_while_encoding_surfaces_and_leaves_nothing(debander, tmp_path, mo
 
     src = _write(tmp_path / "clip.mp4", list(range(6)))
     dst = tmp_path / "out.mp4"
-    calls = {"n": 0}
-    real = video.rgb_to_frame
-
-    def fail(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise RuntimeError("encoder broke")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(video, "rgb_to_frame", fail)
+    monkeypatch.setattr(video, "rgb_to_frame", _failing_on_call(video.rgb_to_frame, 3, RuntimeError("encoder broke")))
     with pytest.raises(RuntimeError, match="encoder broke"):
         deband_video(debander, src, dst, VideoOptions(quiet=True, batch=1))
     assert not dst.exists()
