@@ -354,6 +354,10 @@ def _error_line(exc: BaseException) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (0: all files done, 1: any failed, 2: usage, 130: interrupted)."""
     args = build_parser().parse_args(argv)
+    if args.threads is None:
+        from src.utils.threads import start_cpu_sample
+
+        start_cpu_sample()  # the imports below are the sample: choosing the thread count costs no time
     try:
         _validate(args)
     except DebandError as e:
@@ -369,8 +373,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         from src.inference.debander import Debander
+        from src.utils.malloc import keep_freed_memory
         from src.utils.threads import set_torch_threads
 
+        keep_freed_memory()  # each frame reuses the memory the last one freed (see src.utils.malloc)
         set_torch_threads(args.threads)
         debander = Debander.from_checkpoint(
             args.checkpoint, device=args.device, dtype=args.dtype, compile=args.compile, contour=not args.no_contour
