@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from src.colour.dither import blue_noise_mask, quantize
+from src.colour.dither import STORED_MASK, blue_noise_mask, quantize, void_and_cluster
 
 
 def test_blue_noise_mask_is_a_permutation_with_little_low_frequency_energy() -> None:
@@ -17,6 +17,16 @@ def test_blue_noise_mask_is_a_permutation_with_little_low_frequency_energy() -> 
     low, high = spec[(f > 0) & (f < 0.1)].mean(), spec[f > 0.3].mean()
     assert low < 0.01 * high  # blue: almost no energy at low frequencies
     assert blue_noise_mask() is m  # cached
+
+
+def test_the_stored_mask_is_the_generated_one() -> None:
+    """The shipped file is what void_and_cluster makes (regenerate it with
+    ``np.save(STORED_MASK, void_and_cluster(64, 1.5, 0))`` if the generator ever changes)."""
+    assert STORED_MASK.is_file()
+    np.testing.assert_array_equal(np.load(STORED_MASK), void_and_cluster(64, 1.5, 0))
+    np.testing.assert_array_equal(blue_noise_mask(), void_and_cluster())
+    # other arguments are generated, not read
+    assert blue_noise_mask(32).shape == (32, 32)
 
 
 def _runs(row: np.ndarray) -> np.ndarray:
