@@ -30,6 +30,8 @@ output bit depth:
   * Videos: --video-bit-depth 10 (yuv420p10le) avoids the problem at the source and is recommended
     (best with --codec libx265); it is not dithered (its steps are a quarter of an 8-bit code) and
     comes out smaller than 8-bit. 8-bit video (the default for 8-bit inputs, plays everywhere) is dithered.
+    In both, a sample keeps last frame's code while its value moves less than --video-hold codes, so
+    still content stays still through the encoder.
 
 outputs:
   One input file: -o names the output file (its extension picks the format), or an existing folder.
@@ -148,6 +150,15 @@ def build_parser() -> argparse.ArgumentParser:
         choices=[8, 10],
         default=None,
         help="8 (yuv420p, dithered) or 10 (yuv420p10le); default: 10 for >8-bit inputs, else 8",
+    )
+    g.add_argument(
+        "--video-hold",
+        type=float,
+        default=0.5,
+        metavar="CODES",
+        help="a video sample keeps its code from the previous frame until its value has moved this many codes "
+        "(default 0.5; still content then stays bit-identical instead of re-dithered, less flicker after the "
+        "encoder; 0 turns it off)",
     )
     g.add_argument(
         "--batch",
@@ -306,6 +317,7 @@ def _run_video(debander, job: Job, args: argparse.Namespace) -> str:  # noqa: AN
         preset=args.preset,
         bit_depth=args.video_bit_depth,
         dither=args.dither_kind if args.dither else "none",
+        hold=args.video_hold,
         start=args.start,
         duration=args.duration,
         batch=args.batch,
@@ -334,6 +346,8 @@ def _validate(args: argparse.Namespace) -> None:
         raise ConfigError(f"--threads must be >= 1, got {args.threads}")
     if args.batch is not None and args.batch < 1:
         raise ConfigError(f"--batch must be >= 1, got {args.batch}")
+    if not 0 <= args.video_hold <= 4:
+        raise ConfigError(f"--video-hold must be in 0..4 codes, got {args.video_hold}")
 
 
 def _say(msg: str) -> None:

@@ -349,10 +349,17 @@ def test_10bit_video_is_not_dithered(identity_ckpt, tmp_path: Path, capsys) -> N
     assert luma_std(tmp_path / "o10.mp4", "yuv420p10le") == 0.0
 
 
-def test_bad_batch_is_a_usage_error(run, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "flag,value,message",
+    [
+        ("--batch", "0", "--batch must be >= 1, got 0"),
+        ("--video-hold", "-1", "--video-hold must be in 0..4 codes, got -1.0"),
+    ],
+)
+def test_bad_video_option_is_a_usage_error(run, tmp_path: Path, flag: str, value: str, message: str) -> None:
     src = make_clip(tmp_path / "clip.mp4", n=2, audio=False, subtitles=False)
-    code, err = run(src, "-o", tmp_path / "out.mp4", "--batch", "0")
-    assert code == 2 and _error_lines(err) == ["error: --batch must be >= 1, got 0"]
+    code, err = run(src, "-o", tmp_path / "out.mp4", flag, value)
+    assert code == 2 and _error_lines(err) == [f"error: {message}"]
     assert not (tmp_path / "out.mp4").exists()
 
 

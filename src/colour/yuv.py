@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from av.video.frame import VideoFrame
 
-from src.colour.dither import quantize
+from src.colour.dither import HeldQuantizer, quantize
 
 __all__ = [
     "frame_to_rgb",
@@ -88,11 +88,18 @@ def frame_to_rgb(frame: VideoFrame) -> np.ndarray:
 
 
 def rgb_to_frame(
-    rgb: np.ndarray, bits: int, matrix: str, full_range: bool, dither: str = "blue-noise", seed: int = 0
+    rgb: np.ndarray,
+    bits: int,
+    matrix: str,
+    full_range: bool,
+    dither: str = "blue-noise",
+    seed: int = 0,
+    quantizer: HeldQuantizer | None = None,
 ) -> VideoFrame:
     """``(H, W, 3)`` float RGB -> a 4:2:0 frame (``yuv420p`` or ``yuv420p10le``), dithered before rounding.
 
-    H and W must be even (4:2:0).
+    H and W must be even (4:2:0). ``quantizer``: a video's :class:`~src.colour.dither.HeldQuantizer`, so
+    samples whose value barely changed since the last frame keep their code (plain :func:`quantize` if None).
     """
     kr, kb = _K[matrix]
     kg = 1.0 - kr - kb
@@ -115,7 +122,8 @@ def rgb_to_frame(
         # different mask offsets per plane so the luma and chroma noise do not line up; the triangular
         # dither (no plateaus) on the luma only, fading at video black and white, so black bars and neutral
         # grey (chroma exactly at 128) stay exact and cost the encoder nothing
-        q = quantize(data, bits, dither, seed=seed + i, offset=(17 * i, 41 * i), triangular=i == 0, ends=luma_ends)
+        kw = {"seed": seed + i, "offset": (17 * i, 41 * i), "triangular": i == 0, "ends": luma_ends}
+        q = quantize(data, bits, dither, **kw) if quantizer is None else quantizer(i, data, bits, dither, **kw)
         dtype = np.dtype(np.uint8) if bits == 8 else np.dtype("<u2")
         buf = np.frombuffer(plane, dtype=dtype).reshape(plane.height, plane.line_size // dtype.itemsize)
         buf[:, : q.shape[1]] = q

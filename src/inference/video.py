@@ -1,9 +1,10 @@
 """Debanding a video through PyAV: decode, deband the frames in batches, re-encode; copy audio/subtitles.
 
 - Video: every frame is converted to RGB with its own Y'CbCr matrix and range, debanded, converted back and
-  dithered to 8 or 10 bits (yuv420p / yuv420p10le), then encoded with libx264 or libx265 at a CRF
-  (16 = visually lossless by default). Each frame keeps its timestamp, so the frame rate (also variable),
-  the frame count and the duration are those of the input.
+  dithered to 8 or 10 bits (yuv420p / yuv420p10le; a sample whose value moved less than ``hold`` codes
+  since the last frame keeps its code, :class:`~src.colour.dither.HeldQuantizer`), then encoded with libx264
+  or libx265 at a CRF (16 = visually lossless by default). Each frame keeps its timestamp, so the frame rate
+  (also variable), the frame count and the duration are those of the input.
 - Audio and subtitle streams are remuxed packet by packet (no re-encoding); chapters, container/stream
   metadata and the display rotation (phone videos) are copied.
 - ``start``/``duration`` process a part; the part's timestamps are shifted to start at 0.
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 
 from src.baselines.contour import ContourTracker
+from src.colour.dither import HeldQuantizer
 from src.colour.yuv import frame_to_rgb, is_full_range, matrix_for, rgb_to_frame
 from src.inference.debander import Debander
 from src.utils.atomic import atomic_output
@@ -53,6 +55,7 @@ class VideoOptions:
     preset: str = "medium"
     bit_depth: int | None = None  # None: 10 if the input has more than 8 bits, else 8
     dither: str = "blue-noise"
+    hold: float = 0.5  # codes a sample's value may move before its code changes (HeldQuantizer; 0: off)
     start: float | None = None
     duration: float | None = None
     batch: int | None = None  # frames debanded together; None: frames_per_batch()
@@ -254,6 +257,8 @@ class _Finisher:
         self.opts, self.bits = opts, bits
         self.shift = int(round(start / vin.time_base)) if start else 0
         self.done = 0
+        # still content keeps its codes from frame to frame (no re-dithered noise for the encoder to chase)
+        self.quantizer = HeldQuantizer(opts.hold)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="deband-encode")
         self._pending: deque[Future] = deque()
 
@@ -303,7 +308,7 @@ class _Finisher:
         dither = self.opts.dither if self.bits == 8 else "none"
         for i, src in enumerate(frames):
             # 10-bit steps are a quarter of an 8-bit code: nothing to hide, so only 8-bit output is dithered
-            f = rgb_to_frame(y[i], self.bits, matrix, full, dither=dither, seed=self.opts.seed)
+            f = rgb_to_frame(y[i], self.bits, matrix, full, dither, self.opts.seed, quantizer=self.quantizer)
             # same timestamp as the source frame: keeps the frame rate (even variable), count and duration
             f.pts = (src.pts if src.pts is not None else src.index) - self.shift
             f.time_base = self.vin.time_base

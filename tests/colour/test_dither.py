@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from src.colour.dither import STORED_MASK, blue_noise_mask, quantize, void_and_cluster
+from src.colour.dither import STORED_MASK, HeldQuantizer, blue_noise_mask, quantize, void_and_cluster
 
 
 def test_blue_noise_mask_is_a_permutation_with_little_low_frequency_energy() -> None:
@@ -88,3 +88,38 @@ def test_single_mask_and_custom_ends() -> None:
     ramp = np.linspace(100.2 / 255, 103.8 / 255, 256, dtype=np.float32)[None, :].repeat(64, 0)
     q = quantize(ramp, 8, "blue-noise", triangular=False).astype(np.float64)
     assert np.abs(q.mean(0) - ramp[0] * 255).mean() < 0.1  # still unbiased on average
+
+
+def test_held_quantizer_keeps_codes_of_values_that_barely_move() -> None:
+    rng = np.random.default_rng(0)
+    base = np.linspace(0.2, 0.3, 4096).reshape(64, 64)
+    hq = HeldQuantizer(hold=0.5)
+    first = hq("y", base, 8, "blue-noise")
+    np.testing.assert_array_equal(first, quantize(base, 8, "blue-noise"))  # the first frame is plain quantize
+    for _ in range(5):  # wobble of up to 0.3 codes: every code held
+        wobble = base + rng.uniform(-0.3, 0.3, base.shape) / 255
+        np.testing.assert_array_equal(hq("y", wobble, 8, "blue-noise"), first)
+        assert not np.array_equal(quantize(wobble, 8, "blue-noise"), first)  # without holding they would move
+
+
+def test_held_quantizer_follows_changes_of_hold_or_more() -> None:
+    base = np.full((32, 32), 100.25 / 255)
+    hq = HeldQuantizer(hold=0.5)
+    assert (hq(0, base, 8, "none") == 100).all()
+    assert (hq(0, base + 0.4 / 255, 8, "none") == 100).all()  # 100.65: held (0.4 from the value that set it)
+    assert (hq(0, base + 0.6 / 255, 8, "none") == 101).all()  # 100.85: 0.6 away, requantized
+    # the reference is the value that set the code, so slow creep cannot drift unboundedly from it
+    assert (hq(0, base + 0.9 / 255, 8, "none") == 101).all()
+    # another key, shape or depth starts afresh
+    assert (hq(1, base + 0.4 / 255, 8, "none") == 101).all()
+    assert hq(0, np.full((8, 8), 0.5), 8, "none").shape == (8, 8)
+    assert (hq(0, np.full((8, 8), 0.5), 10, "none") == 512).all()
+
+
+def test_held_quantizer_with_hold_zero_is_quantize() -> None:
+    x = np.random.default_rng(1).random((16, 16))
+    hq = HeldQuantizer(hold=0.0)
+    for _ in range(2):
+        np.testing.assert_array_equal(hq("k", x, 8, "tpdf", seed=3), quantize(x, 8, "tpdf", seed=3))
+    with pytest.raises(ValueError, match="hold"):
+        HeldQuantizer(hold=-1.0)

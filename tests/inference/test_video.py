@@ -164,8 +164,40 @@ def test_dither_does_not_shimmer_on_a_still_picture(debander, tmp_path):
             out.mux(v.encode(f))
         out.mux(v.encode(None))
     dst = tmp_path / "out.mp4"
-    deband_video(debander, src, dst, VideoOptions(quiet=True, batch=1, crf=0, preset="ultrafast"))
+    # hold=0: the dither pattern alone must keep it still (held codes would hide a pattern that moves)
+    deband_video(debander, src, dst, VideoOptions(quiet=True, batch=1, crf=0, preset="ultrafast", hold=0.0))
     with av.open(str(dst)) as c:
         frames = [f.to_ndarray(format="rgb24").astype(int) for f in c.decode(video=0)]
     assert len(frames) == 4
     assert all(np.array_equal(frames[0], f) for f in frames[1:])
+
+
+def _fading_clip(path: Path, step: float, n: int = 6) -> Path:
+    """A smooth 64 x 48 gradient brightening by ``step`` codes per frame, lossless 4:4:4."""
+    base = np.linspace(60, 70, 64)[None, :, None] + np.linspace(0, 0.5, 48)[:, None, None]
+    with av.open(str(path), "w") as out:
+        v = out.add_stream("libx264", rate=12, options={"crf": "0", "preset": "ultrafast"})
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv444p"
+        for i in range(n):
+            img = np.broadcast_to(base + i * step, (48, 64, 3))
+            f = av.VideoFrame.from_ndarray(np.round(img).astype(np.uint8), format="rgb24").reformat(format="yuv444p")
+            f.pts = i
+            out.mux(v.encode(f))
+        out.mux(v.encode(None))
+    return path
+
+
+def _decoded_luma(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="yuv420p")[:48].astype(int) for f in c.decode(video=0)]
+
+
+def test_held_codes_follow_real_changes(debander, tmp_path):
+    """Codes are held only while a sample's value moves less than ``hold``: a fade of 2 codes per frame
+    reaches the output in every frame, by about 2 codes."""
+    src = _fading_clip(tmp_path / "fade.mp4", step=2.0)
+    dst = tmp_path / "out.mp4"
+    deband_video(debander, src, dst, VideoOptions(quiet=True, batch=1, crf=0, preset="ultrafast"))
+    luma = _decoded_luma(dst)
+    steps = [float((b - a).mean()) for a, b in zip(luma, luma[1:])]
+    assert len(steps) == 5 and all(1.2 < s < 2.8 for s in steps), steps
