@@ -60,7 +60,7 @@ class Job:
 
 def build_parser() -> argparse.ArgumentParser:
     from src.colour.dither import DITHER_KINDS
-    from src.inference.video import VIDEO_CODECS
+    from src.inference.formats import VIDEO_CODECS
 
     p = argparse.ArgumentParser(
         prog="deband",
@@ -180,16 +180,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ----------------------------------------------------------------------------------------------------- planning
 def _kind(path: Path) -> str | None:
-    from src.inference.image_files import IMAGE_EXTENSIONS
-    from src.inference.video import VIDEO_EXTENSIONS
+    from src.inference.formats import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
     s = path.suffix.lower()
     return "image" if s in IMAGE_EXTENSIONS else "video" if s in VIDEO_EXTENSIONS else None
 
 
 def _extensions(kind: str) -> tuple[str, ...]:
-    from src.inference.image_files import IMAGE_EXTENSIONS
-    from src.inference.video import VIDEO_EXTENSIONS
+    from src.inference.formats import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
     return IMAGE_EXTENSIONS if kind == "image" else VIDEO_EXTENSIONS
 
@@ -365,6 +363,24 @@ def _error_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def _first_image_bytes(jobs: list[Job]) -> int:
+    """Memory the first job's network and contour pass take at their peak when it is an image (0 for a video
+    or an unreadable file: its own error comes later); images above the tiling threshold count as tiled."""
+    from PIL import Image
+
+    from src.utils.malloc import PREFAULT_BYTES_PER_PIXEL
+
+    if not jobs or jobs[0].kind != "image":
+        return 0
+    try:
+        with Image.open(jobs[0].src) as im:
+            w, h = im.size
+    except Exception:  # noqa: BLE001 - any unreadable file is reported when it is processed
+        return 0
+    # larger images are tiled (AUTO_TILE_PIXELS of src.inference.debander, which would import torch here)
+    return PREFAULT_BYTES_PER_PIXEL * min(w * h, 2_400_000)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (0: all files done, 1: any failed, 2: usage, 130: interrupted)."""
     args = build_parser().parse_args(argv)
@@ -385,16 +401,22 @@ def main(argv: list[str] | None = None) -> int:
             _say(f"error: no images or videos found in {', '.join(map(str, args.inputs))}")
         return 1
 
+    from src.utils.malloc import keep_freed_memory, prefault
+
+    keep_freed_memory()  # each frame reuses the memory the last one freed (see src.utils.malloc)
+    # the first image's memory is mapped in on the idle core while torch is imported on this one
+    on_cpu = args.device == "cpu" or (args.device is None and not Path("/dev/nvidiactl").exists())
+    faulting = prefault(_first_image_bytes(jobs)) if on_cpu else None
     try:
         from src.inference.debander import Debander
-        from src.utils.malloc import keep_freed_memory
         from src.utils.threads import set_torch_threads
 
-        keep_freed_memory()  # each frame reuses the memory the last one freed (see src.utils.malloc)
         set_torch_threads(args.threads)
         debander = Debander.from_checkpoint(
             args.checkpoint, device=args.device, dtype=args.dtype, compile=args.compile, contour=not args.no_contour
         )
+        if faulting is not None:
+            faulting.join()
     except KeyboardInterrupt:
         _say("error: interrupted")
         return 130

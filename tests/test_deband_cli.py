@@ -412,3 +412,21 @@ def test_help_explains_bit_depth(capsys) -> None:
     assert e.value.code == 0
     out = capsys.readouterr().out
     assert "blue-noise" in out and "16-bit" in out and "--video-bit-depth" in out
+
+
+def test_arguments_and_jobs_are_planned_before_torch_is_imported(tmp_path: Path) -> None:
+    """deband starts its CPU-use sample and maps memory in while torch loads, so parsing and planning must
+    not import it."""
+    src = tmp_path / "a.png"
+    Image.new("RGB", (8, 8)).save(src)
+    code = (
+        "import sys, src.deband as d; a = d.build_parser().parse_args([sys.argv[1], '-o', sys.argv[2]]); "
+        "jobs, errors = d.plan_jobs(a.inputs, a.output, a.bit_depth); "
+        "assert len(jobs) == 1 and not errors and d._first_image_bytes(jobs) == 64 * 340; "
+        "assert 'torch' not in sys.modules and 'av' not in sys.modules, 'imported too early'"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code, str(src), str(tmp_path / "o.png")],
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )

@@ -29,13 +29,12 @@ from src.baselines.contour import ContourTracker
 from src.colour.dither import HeldQuantizer
 from src.colour.yuv import frame_to_rgb, is_full_range, matrix_for, rgb_to_frame
 from src.inference.debander import Debander
+from src.inference.formats import VIDEO_CODECS, VIDEO_EXTENSIONS
 from src.utils.atomic import atomic_output
 from src.utils.errors import ConfigError, DataError
 
 __all__ = ["VIDEO_EXTENSIONS", "VIDEO_CODECS", "VideoOptions", "frames_per_batch", "deband_video"]
 
-VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".m4v", ".mkv", ".mov", ".webm", ".avi", ".ts", ".mts", ".m2ts")
-VIDEO_CODECS = ("libx264", "libx265")
 AV_TIME_BASE = 1_000_000  # FFmpeg's microsecond unit of container durations and seeks
 _AVCOL_SPC_CODE = {"bt709": 1, "bt601": 6, "bt2020": 9}
 #: pixels per batch on a CPU: one 1080p frame, two 720p ones (larger batches only add memory traffic there)
