@@ -9,6 +9,7 @@ import argparse
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -373,8 +374,10 @@ def _first_image_bytes(jobs: list[Job]) -> int:
     if not jobs or jobs[0].kind != "image":
         return 0
     try:
-        with Image.open(jobs[0].src) as im:
-            w, h = im.size
+        with warnings.catch_warnings():  # a huge image's warning comes when it is read
+            warnings.simplefilter("ignore")
+            with Image.open(jobs[0].src) as im:
+                w, h = im.size
     except Exception:  # noqa: BLE001 - any unreadable file is reported when it is processed
         return 0
     # larger images are tiled (AUTO_TILE_PIXELS of src.inference.debander, which would import torch here)

@@ -164,7 +164,7 @@ class HeldQuantizer:
     frame, which the encoder codes as unchanged instead of re-coding the dither (and the network's own
     sub-code wobble) as fresh noise in every frame: on the video benchmark's 720p drift clips at x264 CRF
     16, flicker on flat static pixels 0.031 -> 0.021 and 0.028 -> 0.020 codes (the banded input: 0.022 and
-    0.031), for 0.03 to 0.08 dB of PSNR (2-core AMD EPYC, 2026-12-06). The error this adds is below
+    0.031), for 0.03 to 0.08 dB of PSNR (2-core Intel Xeon, 2026-12-06). The error this adds is below
     ``hold`` codes, and only where the picture changes that little.
 
     ``__call__(key, x, bits, dither, **kwargs)``: :func:`quantize` of ``x`` (any shape, in [0, 1]), held

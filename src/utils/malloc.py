@@ -2,10 +2,11 @@
 
 glibc serves allocations above its mmap threshold (a few MB at most: its dynamic threshold stops at 32 MB)
 with a fresh ``mmap`` and returns them to the kernel on ``free``. A 1080p pass of the UNet allocates
-activations of tens to hundreds of MB, so every frame faulted all of its memory in again: on a 2-core AMD
-EPYC (torch 2.13 CPU, 2026-12-06) about 180,000 page faults and 0.28 s of system time per 1080p frame, the
-network taking 0.73 s per frame instead of 0.61 s. With both thresholds at 1 GiB the memory a frame freed is
-reused by the next one: the process keeps it (its resident size stays at its peak) and its peak does not grow.
+activations of tens to hundreds of MB, so every frame faulted all of its memory in again: on a 2-core Intel
+Xeon with bfloat16 (torch 2.13 CPU, 2026-12-06) about 180,000 page faults and 0.28 s of system time per
+1080p frame, the network taking 0.73 s per frame instead of 0.61 s. With both thresholds at 1 GiB the memory
+a frame freed is reused by the next one: the process keeps it (its resident size stays at its peak) and its
+peak does not grow.
 All threads share glibc's main heap (one arena), so memory freed by any thread serves the next frame.
 
 The first frame still faults its memory in once. :func:`prefault` does that ahead, on a thread, while the
