@@ -369,6 +369,7 @@ def _first_image_bytes(jobs: list[Job]) -> int:
     or an unreadable file: its own error comes later); images above the tiling threshold count as tiled."""
     from PIL import Image
 
+    from src.inference.formats import AUTO_TILE_PIXELS
     from src.utils.malloc import PREFAULT_BYTES_PER_PIXEL
 
     if not jobs or jobs[0].kind != "image":
@@ -380,8 +381,7 @@ def _first_image_bytes(jobs: list[Job]) -> int:
                 w, h = im.size
     except Exception:  # noqa: BLE001 - any unreadable file is reported when it is processed
         return 0
-    # larger images are tiled (AUTO_TILE_PIXELS of src.inference.debander, which would import torch here)
-    return PREFAULT_BYTES_PER_PIXEL * min(w * h, 2_400_000)
+    return PREFAULT_BYTES_PER_PIXEL * min(w * h, AUTO_TILE_PIXELS)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -131,7 +131,7 @@ def quantize(
     if dither not in DITHER_KINDS:
         raise ValueError(f"dither must be one of {', '.join(DITHER_KINDS)}; got {dither!r}")
     top = (1 << bits) - 1
-    v = np.clip(np.nan_to_num(np.asarray(x, dtype=np.float32), nan=0.0), 0.0, 1.0) * top
+    v = _codes(x, bits)
     if dither == "blue-noise":
         mask = blue_noise_mask()
         h, w = v.shape[:2]
@@ -179,7 +179,7 @@ class HeldQuantizer:
 
     def __call__(self, key: object, x: np.ndarray, bits: int = 8, dither: str = "blue-noise", **kwargs) -> np.ndarray:
         q = quantize(x, bits, dither, **kwargs)
-        v = np.clip(np.nan_to_num(np.asarray(x, dtype=np.float32), nan=0.0), 0.0, 1.0) * float((1 << bits) - 1)
+        v = _codes(x, bits)
         last = self._last.get(key)
         if self.hold > 0 and last is not None and last[0] == bits and last[1].shape == v.shape:
             _, ref, codes = last
@@ -188,6 +188,11 @@ class HeldQuantizer:
             v = np.where(held, ref, v)
         self._last[key] = (bits, v, q)
         return q
+
+
+def _codes(x: np.ndarray, bits: int) -> np.ndarray:
+    """Floats in [0, 1] (NaN as 0, clamped) -> float32 values in codes of a ``bits``-bit integer."""
+    return np.clip(np.nan_to_num(np.asarray(x, dtype=np.float32), nan=0.0), 0.0, 1.0) * float((1 << bits) - 1)
 
 
 def _tile_mask(mask: np.ndarray, h: int, w: int, dy: int, dx: int) -> np.ndarray:

@@ -17,6 +17,7 @@ import torch
 from src.baselines.contour import ContourConfig, contour_fill
 from src.inference.convert import finish, prepare
 from src.inference.device import pick_device, pick_dtype
+from src.inference.formats import AUTO_TILE, AUTO_TILE_PIXELS
 from src.inference.tiling import run_tiled
 from src.inference.weights import LoadedWeights, load_weights
 from src.utils.errors import ConfigError
@@ -25,11 +26,6 @@ from src.utils.validate import check_int
 
 __all__ = ["Debander", "AUTO_TILE", "AUTO_TILE_PIXELS"]
 
-#: ``tile=None`` tiles images above this many pixels (per image of the batch) with AUTO_TILE tiles:
-#: an untiled pass of the recipe UNet adds ~0.2 kB per pixel (measured: 1080p +0.35 GB), so 8K would need
-#: ~7 GB; with 768 px tiles a 4K image peaks at ~0.75 GB RSS in total.
-AUTO_TILE_PIXELS = 2_400_000  # a 1080p frame (2.07 MP) runs in one piece
-AUTO_TILE = 768
 #: inputs below this many pixels (batch included) run on one torch thread
 SMALL_PIXELS = 256 * 256
 

@@ -255,6 +255,9 @@ class _Finisher:
         self.debander, self.tracker, self.out, self.vout, self.vin = debander, tracker, out, vout, vin
         self.opts, self.bits = opts, bits
         self.shift = int(round(start / vin.time_base)) if start else 0
+        self.matrix, self.full_range = _matrix_for(vin), _full_range(vin)
+        # 10-bit steps are a quarter of an 8-bit code: nothing to hide, so only 8-bit output is dithered
+        self.dither = opts.dither if bits == 8 else "none"
         self.done = 0
         # still content keeps its codes from frame to frame (no re-dithered noise for the encoder to chase)
         self.quantizer = HeldQuantizer(opts.hold)
@@ -303,11 +306,10 @@ class _Finisher:
         if self.tracker is not None:
             y = torch.stack([self.tracker(xi, yi) for xi, yi in zip(x, y)])
         y = y.permute(0, 2, 3, 1).numpy()
-        matrix, full = _matrix_for(self.vin), _full_range(self.vin)
-        dither = self.opts.dither if self.bits == 8 else "none"
         for i, src in enumerate(frames):
-            # 10-bit steps are a quarter of an 8-bit code: nothing to hide, so only 8-bit output is dithered
-            f = rgb_to_frame(y[i], self.bits, matrix, full, dither, self.opts.seed, quantizer=self.quantizer)
+            f = rgb_to_frame(
+                y[i], self.bits, self.matrix, self.full_range, self.dither, self.opts.seed, quantizer=self.quantizer
+            )
             # same timestamp as the source frame: keeps the frame rate (even variable), count and duration
             f.pts = (src.pts if src.pts is not None else src.index) - self.shift
             f.time_base = self.vin.time_base
