@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -107,13 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-contour",
         action="store_true",
         help="skip the contour interpolation after the network (it rebuilds the ramps under bands wider than "
-        "the network sees; about 1 s per 1080p frame)",
+        "the network sees; about half a second per 1080p frame on a 2-core CPU)",
     )
     g.add_argument(
         "--threads",
         type=int,
         default=None,
-        help="CPU threads for torch (default: the cores not busy at start, by their CPU use over 0.1 s; "
+        help="CPU threads for torch (default: the cores that other processes left idle while deband started; "
         "a thread competing for a busy core stalls every operation)",
     )
     g.add_argument("--seed", type=int, default=0, help="seed for path noise and TPDF dither (default 0)")
@@ -283,11 +284,40 @@ def _check_destination(job: Job, overwrite: bool) -> None:
 
 
 # ----------------------------------------------------------------------------------------------------- running
-def _run_image(debander, job: Job, args: argparse.Namespace) -> str:  # noqa: ANN001 - Debander (lazy import)
+class _EarlyRead:
+    """Reads an image file on a background thread (Pillow decodes without the GIL), so the first image is
+    read while torch is imported; :meth:`take` hands its result (or raises its error) once."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._result: object = None
+        self._thread = threading.Thread(target=self._read, name="early-read", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        from src.inference.image_files import read_image_file
+
+        try:
+            self._result = read_image_file(self.path)
+        except BaseException as e:  # noqa: BLE001 - raised again, in the job that reads this file
+            self._result = e
+
+    def take(self, path: Path):  # noqa: ANN201 - ImageFile (lazy import)
+        """The image read from ``path``, or None when this reader was for another file or already taken."""
+        if path != self.path or self._thread is None:
+            return None
+        self._thread.join()
+        self._thread, result, self._result = None, self._result, None
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+
+def _run_image(debander, job: Job, args: argparse.Namespace, early: _EarlyRead | None = None) -> str:  # noqa: ANN001
     from src.colour.dither import quantize
     from src.inference.image_files import read_image_file, supports_16bit, write_image_file
 
-    img = read_image_file(job.src)
+    img = (early.take(job.src) if early is not None else None) or read_image_file(job.src)
     bits = args.bit_depth or (16 if img.bit_depth == 16 and supports_16bit(job.dst) else 8)
     if bits == 16 and not supports_16bit(job.dst):
         raise DebandError(
@@ -410,6 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     # the first image's memory is mapped in on the idle core while torch is imported on this one
     on_cpu = args.device == "cpu" or (args.device is None and not Path("/dev/nvidiactl").exists())
     faulting = prefault(_first_image_bytes(jobs)) if on_cpu else None
+    early = _EarlyRead(jobs[0].src) if jobs[0].kind == "image" else None
     try:
         from src.inference.debander import Debander
         from src.utils.threads import set_torch_threads
@@ -436,7 +467,10 @@ def main(argv: list[str] | None = None) -> int:
             _check_destination(job, args.overwrite)
             if job.note and not args.quiet:
                 _say(f"note: {job.src}: {job.note}")
-            what = (_run_image if job.kind == "image" else _run_video)(debander, job, args)
+            if job.kind == "image":
+                what = _run_image(debander, job, args, early)
+            else:
+                what = _run_video(debander, job, args)
         except KeyboardInterrupt:
             _say(f"error: interrupted while processing '{job.src}' (no partial output was left)")
             return 130

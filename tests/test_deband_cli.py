@@ -176,6 +176,28 @@ def test_existing_output_and_input_refused(run, tmp_path: Path) -> None:
     assert code == 1 and "input" in err and src.read_bytes() == before
 
 
+def test_first_image_is_read_while_torch_loads(run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first image is decoded on a background thread during start-up, once; the others as they come."""
+    import threading
+
+    import src.inference.image_files as image_files
+
+    readers: list[tuple[str, str]] = []
+    real = image_files.read_image_file
+
+    def spy(path: Path):  # noqa: ANN202
+        readers.append((Path(path).name, threading.current_thread().name))
+        return real(path)
+
+    monkeypatch.setattr(image_files, "read_image_file", spy)
+    for name in ("a.png", "b.png"):
+        Image.fromarray((_ramp_rgb() * 255).astype(np.uint8)).save(tmp_path / name)
+    code, err = run(tmp_path / "a.png", tmp_path / "b.png", "-o", tmp_path / "out")
+    assert code == 0, err
+    assert readers == [("a.png", "early-read"), ("b.png", "MainThread")]
+    assert _files(tmp_path / "out") == ["a.png", "b.png"]
+
+
 @pytest.mark.parametrize("case", ["corrupt", "text_png", "unsupported", "missing", "truncated_video"])
 def test_bad_inputs_one_line_no_partial_files(run, tmp_path: Path, case: str) -> None:
     out_dir = tmp_path / "out"

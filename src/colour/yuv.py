@@ -7,11 +7,15 @@ leaves unchanged comes back exactly (up to rounding); the net itself sees the fu
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
-from av.video.frame import VideoFrame
 
 from src.colour.dither import HeldQuantizer, quantize
+
+if TYPE_CHECKING:  # PyAV is imported where a frame is made: image runs (the contour pass) do not load it
+    from av.video.frame import VideoFrame
 
 __all__ = [
     "frame_to_rgb",
@@ -114,6 +118,8 @@ def rgb_to_frame(
     else:
         s = float(1 << (bits - 8)) / top
         planes = [(16.0 + 219.0 * y) * s, (128.0 + 224.0 * cb) * s, (128.0 + 224.0 * cr) * s]
+    from av.video.frame import VideoFrame
+
     fmt = "yuv420p" if bits == 8 else "yuv420p10le"
     frame = VideoFrame(rgb.shape[1], rgb.shape[0], fmt)
     unit = float(1 << (bits - 8))  # one 8-bit code

@@ -89,3 +89,28 @@ def test_export_onnx_matches_torch(tiny_ckpt, tmp_path: Path) -> None:  # noqa: 
     for shape in ((1, 3, 24, 40), (2, 3, 13, 7)):  # sizes that are not multiples of the UNet's 2
         x = torch.rand(*shape)
         assert (a.deband_batch(x) - b.deband_batch(x)).abs().max() < 1e-4
+
+
+def test_build_net_calls_flat_configs_directly_and_hands_nested_ones_to_hydra() -> None:
+    cfg = {"_target_": "src.models.unet.UNet", "width": 8, "depth": 1, "blend_levels": 2, "blend_guided": [[4, 1e-4]]}
+    plain = weights_mod.build_net(cfg)
+    flagged = weights_mod.build_net({**cfg, "_convert_": "all"})  # an instantiation flag: Hydra's rules
+    assert type(plain) is type(flagged)
+    assert plain.state_dict().keys() == flagged.state_dict().keys()
+    # a nested object outside the package is refused too, before anything is built
+    with pytest.raises(DataError, match="refusing to build network 'os.system'"):
+        weights_mod.build_net({**cfg, "global_branch": {"_target_": "os.system", "command": "true"}})
+    with pytest.raises(DataError, match="refusing"):
+        weights_mod.build_net({"width": 8})  # no target at all
+
+
+def test_loading_the_default_model_imports_no_config_or_video_libraries() -> None:
+    """Hydra, OmegaConf and PyAV cost 0.2 s of every image run's start-up; inference needs none of them."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from src.inference.debander import Debander; Debander.from_checkpoint('default'); "
+        "bad = [m for m in ('hydra', 'omegaconf', 'av') if m in sys.modules]; assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
