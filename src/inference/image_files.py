@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from src.data.image_io import IMAGE_EXTENSIONS, PNG_ZLIB_LEVEL, PNG_ZLIB_STRATEGY, _encode_png16, read_image
+from src.data.image_io import IMAGE_EXTENSIONS, encode_png, read_image
 from src.utils.atomic import atomic_output
 from src.utils.errors import DataError
 
@@ -71,8 +71,8 @@ def write_image_file(path: Path, q: np.ndarray, icc_profile: bytes | None = None
     with atomic_output(path) as tmp:
         if fmt == "TIFF":
             _write_tiff(tmp, q, icc_profile)
-        elif fmt == "PNG" and deep:
-            tmp.write_bytes(_png16_with_metadata(q, icc_profile, exif))
+        elif fmt == "PNG":
+            tmp.write_bytes(_png_with_metadata(q, icc_profile, exif))
         else:
             _write_pillow(tmp, q, fmt, icc_profile, exif)
 
@@ -128,9 +128,6 @@ def _write_pillow(tmp: Path, q: np.ndarray, fmt: str, icc: bytes | None, exif: b
     elif fmt == "WEBP":
         # lossy WebP bands smooth gradients itself; lossless keeps what we restored (exact: keep RGB under alpha)
         kwargs.update(lossless=True, quality=100, exact=True)
-    elif fmt == "PNG":
-        # Pillow's adaptive row filters, then zlib as for the 16-bit PNGs (see PNG_ZLIB_LEVEL)
-        kwargs.update(compress_level=PNG_ZLIB_LEVEL, compress_type=PNG_ZLIB_STRATEGY)
     im.save(tmp, format=fmt, **kwargs)
 
 
@@ -154,9 +151,10 @@ def _png_chunk(tag: bytes, payload: bytes) -> bytes:
     return struct.pack(">I", len(payload)) + tag + payload + struct.pack(">I", zlib.crc32(tag + payload) & 0xFFFFFFFF)
 
 
-def _png16_with_metadata(q: np.ndarray, icc: bytes | None, exif: bytes | None) -> bytes:
-    """A 16-bit PNG (Pillow cannot write 16-bit RGB) with iCCP and eXIf chunks spliced in after IHDR."""
-    png = _encode_png16(q)
+def _png_with_metadata(q: np.ndarray, icc: bytes | None, exif: bytes | None) -> bytes:
+    """:func:`~src.data.image_io.encode_png` (8 or 16 bits; Pillow cannot write 16-bit RGB, and deflates on
+    one thread) with iCCP and eXIf chunks spliced in after IHDR."""
+    png = encode_png(q)
     ihdr_end = 8 + 4 + 4 + 13 + 4  # signature + IHDR chunk (length, type, 13 data bytes, CRC)
     extra = io.BytesIO()
     if icc:

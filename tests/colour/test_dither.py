@@ -123,3 +123,18 @@ def test_held_quantizer_with_hold_zero_is_quantize() -> None:
         np.testing.assert_array_equal(hq("k", x, 8, "tpdf", seed=3), quantize(x, 8, "tpdf", seed=3))
     with pytest.raises(ValueError, match="hold"):
         HeldQuantizer(hold=-1.0)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"offset": (5, 17)}, {"triangular": False, "ends": (16.0, 235.0)}, {"dither": "none"}, {"bits": 10}],
+)
+def test_quantize_in_row_blocks_equals_one_piece(monkeypatch: pytest.MonkeyPatch, kwargs: dict) -> None:
+    """Large frames are quantized in row blocks on threads; the blue-noise mask follows each block's rows."""
+    import src.colour.dither as dither
+
+    x = np.random.default_rng(3).random((1031, 700, 3), dtype=np.float32)  # 2.2 M samples, odd height
+    monkeypatch.setattr(dither, "_cores", lambda: 4)
+    blocks = dither.quantize(x, **kwargs)
+    monkeypatch.setattr(dither, "PARALLEL_SAMPLES", x.size + 1)
+    np.testing.assert_array_equal(blocks, dither.quantize(x, **kwargs))

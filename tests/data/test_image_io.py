@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from src.data.image_io import apply_exif_orientation, read_image, to_rgb, write_image
+from src.data.image_io import PNG_PIECES, apply_exif_orientation, encode_png, read_image, to_rgb, write_image
 from src.utils.errors import ConfigError, DataError
 
 
@@ -172,6 +172,28 @@ def test_write_16bit_rgb_readable_by_independent_decoder(tmp_path):
     with av.open(str(tmp_path / "x.png")) as c:
         frame = next(c.decode(video=0))
         np.testing.assert_array_equal(frame.to_ndarray(format="rgb48le"), u)
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_png_deflated_in_pieces_is_one_standard_stream(tmp_path, monkeypatch, bits):
+    """A frame large enough to be deflated on several threads still decodes, bit for bit, with PyAV's
+    (ffmpeg's) PNG decoder and with plain zlib."""
+    av = pytest.importorskip("av")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    dtype, top = (np.uint8, 255) if bits == 8 else (np.uint16, 65535)
+    ramp = np.linspace(0, top, 1100)[None, :, None] * np.linspace(0.2, 1, 1024)[:, None, None]
+    q = np.round(ramp * np.array([1.0, 0.7, 0.4])).astype(dtype)  # 1024 x 1100 RGB: 3.4 / 6.8 MB of rows
+    q[::7, ::5] = top // 3  # and some detail
+    png = encode_png(q)
+    idat = png[8 + 25 + 8 : -12 - 4]  # the single IDAT chunk's payload
+    assert PNG_PIECES > 1 and idat.count(b"\x00\x00\xff\xff") >= 2  # the full flushes between pieces
+    rows = zlib.decompress(idat)
+    assert len(rows) == q.shape[0] * (1 + q.nbytes // q.shape[0])
+    (tmp_path / "x.png").write_bytes(png)
+    with av.open(str(tmp_path / "x.png")) as c:
+        frame = next(c.decode(video=0))
+        got = frame.to_ndarray(format="rgb24" if bits == 8 else "rgb48le")
+    np.testing.assert_array_equal(got, q)
 
 
 def test_write_is_atomic_on_failure(tmp_path, monkeypatch):
