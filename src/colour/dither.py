@@ -120,6 +120,7 @@ def quantize(
     offset: tuple[int, int] = (0, 0),
     triangular: bool = True,
     ends: tuple[float, float] | None = None,
+    parallel: bool = True,
 ) -> np.ndarray:
     """Floats in [0, 1] ``(H, W)`` or ``(H, W, C)`` -> uint8 (bits <= 8) or uint16 integers in [0, 2^bits - 1].
 
@@ -128,13 +129,15 @@ def quantize(
     dither does not shimmer). Blue noise only: ``triangular=False``
     uses the single mask (no noise on exact codes: video chroma, whose neutral grey should stay exact), and
     ``ends`` are the codes where the triangular part fades out (default ``(0, 2^bits - 1)``; limited-range
-    video passes its black and white, 16 and 235 at 8 bits).
+    video passes its black and white, 16 and 235 at 8 bits). ``parallel``: large arrays in row blocks on
+    threads, one per core (False: on the calling thread, for callers that share the cores with other work,
+    such as the video finisher beside the network).
     """
     if dither not in DITHER_KINDS:
         raise ValueError(f"dither must be one of {', '.join(DITHER_KINDS)}; got {dither!r}")
     x = np.asarray(x)
     h = x.shape[0]
-    pieces = min(_cores(), h // 256) if dither != "tpdf" and x.size >= PARALLEL_SAMPLES else 1
+    pieces = min(_cores(), h // 256) if parallel and dither != "tpdf" and x.size >= PARALLEL_SAMPLES else 1
     if pieces <= 1:
         return _quantize_rows(x, bits, dither, seed, offset, triangular, ends)
     # row blocks on parallel threads (numpy's element-wise work runs without the GIL); the mask's offset
@@ -227,7 +230,7 @@ class HeldQuantizer:
         self._last: dict[object, tuple[int, np.ndarray, np.ndarray]] = {}  # key -> (bits, values, codes)
 
     def __call__(self, key: object, x: np.ndarray, bits: int = 8, dither: str = "blue-noise", **kwargs) -> np.ndarray:
-        q = quantize(x, bits, dither, **kwargs)
+        q = quantize(x, bits, dither, parallel=False, **kwargs)  # a video's frames: beside the network
         v = _codes(x, bits)
         last = self._last.get(key)
         if self.hold > 0 and last is not None and last[0] == bits and last[1].shape == v.shape:
