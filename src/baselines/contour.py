@@ -89,18 +89,25 @@ def _distances(
     dist = np.full((h, w), np.inf)
     val = np.zeros((h, w))
     pos = np.zeros((2, h, w))
-    levs, counts = np.unique(levels[active], return_counts=True)
+    # the active blocks grouped by level (row-major within a level), so that no step below scans the whole
+    # grid once per level
+    by_y, by_x = np.nonzero(active)
+    lv = levels[by_y, by_x]
+    order = np.argsort(lv, kind="stable")
+    by_y, by_x, lv = by_y[order], by_x[order], lv[order]
+    levs, first, counts = np.unique(lv, return_index=True, return_counts=True)
     # a level held by a few blocks only is a border's mixed blocks or texture, not a plateau to rebuild
-    for lev in levs[counts >= cfg.min_blocks]:
-        todo = (levels == lev) & active
+    for lev, i0, n in zip(levs, first, counts):
+        if n < cfg.min_blocks:
+            continue
+        sy, sx = by_y[i0 : i0 + n], by_x[i0 : i0 + n]  # this level's blocks still without a border
         lim = lev + cfg.max_step if up else lev - cfg.max_step
         # most bands are narrower than NEAR blocks: search a small window first, then the whole reach for
         # the blocks whose nearest target was not found within it
         for margin in (min(NEAR, r), r) if r > NEAR else (r,):
-            rows, cols = np.nonzero(todo.any(1))[0], np.nonzero(todo.any(0))[0]
             # a target within ``margin`` of a selected block lies inside their bounding box grown by margin
-            y0, y1 = max(rows[0] - margin, 0), min(rows[-1] + margin + 1, h)
-            x0, x1 = max(cols[0] - margin, 0), min(cols[-1] + margin + 1, w)
+            y0, y1 = max(int(sy.min()) - margin, 0), min(int(sy.max()) + margin + 1, h)
+            x0, x1 = max(int(sx.min()) - margin, 0), min(int(sx.max()) + margin + 1, w)
             win = lo[y0:y1, x0:x1]
             diff = win - lev if up else lev - win
             target = (diff >= cfg.threshold) & (diff <= cfg.max_step)
@@ -111,20 +118,18 @@ def _distances(
             # the nearest target of every window block; distances only where they are needed (the blocks of
             # this level), as scipy would compute them (a quarter of the transform's time saved)
             ii, jj = ndimage.distance_transform_edt(~target, return_distances=False, return_indices=True)
-            sy, sx = np.nonzero(todo[y0:y1, x0:x1])
-            ti, tj = ii[sy, sx], jj[sy, sx]
-            d = np.sqrt((ti - sy).astype(np.float64) ** 2 + (tj - sx).astype(np.float64) ** 2)
-            if margin < r:
-                near = d <= margin  # nearer than anything outside the window: final
-                sy, sx, ti, tj, d = sy[near], sx[near], ti[near], tj[near], d[near]
-            sy, sx, ti, tj = sy + y0, sx + x0, ti + y0, tj + x0
-            dist[sy, sx] = d
+            wy, wx = sy - y0, sx - x0
+            ti, tj = ii[wy, wx], jj[wy, wx]
+            d = np.sqrt((ti - wy).astype(np.float64) ** 2 + (tj - wx).astype(np.float64) ** 2)
+            found = d <= margin if margin < r else np.ones(d.shape, bool)  # nearer than anything outside: final
+            fy, fx, ti, tj = sy[found], sx[found], ti[found] + y0, tj[found] + x0
+            dist[fy, fx] = d[found]
             # a target straddling a border holds a mix of two plateaus: take the far plateau's value beside it
             far = ext[ti, tj]
-            val[sy, sx] = np.minimum(far, lim) if up else np.maximum(far, lim)
-            pos[0, sy, sx], pos[1, sy, sx] = ti, tj
-            todo[sy, sx] = False
-            if not todo.any():
+            val[fy, fx] = np.minimum(far, lim) if up else np.maximum(far, lim)
+            pos[0, fy, fx], pos[1, fy, fx] = ti, tj
+            sy, sx = sy[~found], sx[~found]
+            if not sy.size:
                 break
     dist[dist > rmax] = np.inf
     return dist, val, pos
