@@ -201,3 +201,13 @@ def test_held_codes_follow_real_changes(debander, tmp_path):
     luma = _decoded_luma(dst)
     steps = [float((b - a).mean()) for a, b in zip(luma, luma[1:])]
     assert len(steps) == 5 and all(1.2 < s < 2.8 for s in steps), steps
+
+
+def test_x264_codes_for_fidelity_not_texture(debander, tmp_path):
+    """libx264 runs without psychovisual rate-distortion (it re-creates dither as shimmer): the encoder's own
+    settings record, which x264 writes into the stream, says so."""
+    src = _fading_clip(tmp_path / "clip.mp4", step=0.0, n=2)
+    dst = tmp_path / "out.mp4"
+    deband_video(debander, src, dst, VideoOptions(quiet=True, batch=1))
+    data = dst.read_bytes()
+    assert b"x264 - core" in data and b"psy_rd=0.00:0.00" in data
