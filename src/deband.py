@@ -461,7 +461,9 @@ def main(argv: list[str] | None = None) -> int:
 
     failed = len(errors)
     done = 0
-    for job in jobs:
+    for i, job in enumerate(jobs):
+        if i == 1:
+            early = None  # the first image was read from it or skipped: its pixels need not stay in memory
         t0 = time.perf_counter()
         try:
             _check_destination(job, args.overwrite)
