@@ -137,7 +137,8 @@ def quantize(
         raise ValueError(f"dither must be one of {', '.join(DITHER_KINDS)}; got {dither!r}")
     x = np.asarray(x)
     h = x.shape[0]
-    pieces = min(_cores(), h // 256) if parallel and dither != "tpdf" and x.size >= PARALLEL_SAMPLES else 1
+    large = parallel and dither != "tpdf" and x.size >= PARALLEL_SAMPLES
+    pieces = min(_cores(), h // 256) if large else 1
     if pieces <= 1:
         return _quantize_rows(x, bits, dither, seed, offset, triangular, ends)
     # row blocks on parallel threads (numpy's element-wise work runs without the GIL); the mask's offset
@@ -160,6 +161,7 @@ PARALLEL_SAMPLES = 1 << 20
 
 
 def _cores() -> int:
+    # as src.utils.threads.usable_cpus, which this layer does not import
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux

@@ -20,6 +20,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from src.utils.atomic import atomic_output
 from src.utils.errors import ConfigError, DataError
+from src.utils.threads import usable_cpus
 
 __all__ = ["IMAGE_EXTENSIONS", "encode_png", "read_image", "to_rgb", "write_image", "apply_exif_orientation"]
 
@@ -314,11 +315,7 @@ def encode_png(q: np.ndarray) -> bytes:
 
 def _deflate(data: np.ndarray) -> bytes:
     """One zlib stream of ``data`` (bytes as a flat uint8 array), deflated in pieces on parallel threads."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    n = max(1, min(PNG_PIECES, cores, data.size // (1 << 20)))  # pieces of 1 MB at least
+    n = max(1, min(PNG_PIECES, len(usable_cpus()), data.size // (1 << 20)))  # pieces of 1 MB at least
 
     def piece(i: int) -> bytes:
         part = data[i * data.size // n : (i + 1) * data.size // n]

@@ -10,7 +10,14 @@ from typing import Any
 
 import psutil
 
-__all__ = ["auto_threads", "one_torch_thread", "set_torch_threads", "start_cpu_sample", "threads_per_job"]
+__all__ = [
+    "auto_threads",
+    "one_torch_thread",
+    "set_torch_threads",
+    "start_cpu_sample",
+    "threads_per_job",
+    "usable_cpus",
+]
 
 #: (monotonic time, per-CPU times, this process's CPU seconds) when start_cpu_sample() was called
 _sample: tuple[float, list[Any], float] | None = None
@@ -53,6 +60,14 @@ def _busy_since_sample(cpus: list[int], min_s: float) -> float | None:
     return max(0.0, busy - (_own_cpu_seconds() - own0) / max(wall, 1e-9))
 
 
+def usable_cpus() -> list[int]:
+    """The CPUs this process may run on (its affinity on Linux, else all of them)."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return list(range(psutil.cpu_count() or 1))
+
+
 def set_torch_threads(n: int | None = None) -> int:
     """Set torch's intra-op threads to ``n``, or to :func:`auto_threads` when ``n`` is None or 0; returns it."""
     import torch
@@ -83,10 +98,7 @@ def auto_threads(sample_s: float = 0.1) -> int:
     """
     import torch
 
-    try:
-        mine = sorted(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        mine = list(range(psutil.cpu_count() or 1))
+    mine = usable_cpus()
     cores = len(mine)
     busy = _busy_since_sample(mine, sample_s)
     if busy is None:
