@@ -144,3 +144,13 @@ def test_tracker_follows_a_changed_picture():
     assert (out - fresh).abs().max() * 255 < 1e-3  # nothing carried where the picture changed
     with pytest.raises(ConfigError):
         ContourTracker(carry=1.5)
+
+
+@pytest.mark.parametrize("k", [1, 4, 8])
+def test_block_range_is_max_minus_min_pooling(k):
+    import torch.nn.functional as F
+
+    from src.baselines.contour import _block_range
+
+    t = torch.rand(1, 1, 6 * k, 10 * k, generator=torch.Generator().manual_seed(k)) * 255
+    assert torch.equal(_block_range(t, k), F.max_pool2d(t, k) + F.max_pool2d(-t, k))
