@@ -6,6 +6,7 @@ See ``deband --help`` and docs/deband.md.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import threading
@@ -19,6 +20,9 @@ import numpy as np
 from src.utils.errors import DebandError
 
 __all__ = ["main", "build_parser", "plan_jobs", "Job"]
+
+#: the smallest --tile (smaller tiles are mostly overlap: thousands of network calls for one image)
+MIN_TILE = 64
 
 EPILOG = """\
 output bit depth:
@@ -330,6 +334,8 @@ def _run_image(debander, job: Job, args: argparse.Namespace, early: _EarlyRead |
     if out.shape[2] == 4:  # alpha: straight from the input, requantised without dither (exact for same depth)
         q = np.concatenate([q, quantize(img.pixels[:, :, 3:], bits, "none")], axis=2)
     write_image_file(job.dst, q, img.icc_profile, img.exif)
+    if img.frames > 1:
+        _say(f"warning: {job.src} holds {img.frames} frames or pages; only the first was debanded")
     return f"{bits}-bit" + (f", {dither} dither" if dither != "none" else "")
 
 
@@ -361,13 +367,13 @@ def _validate(args: argparse.Namespace) -> None:
 
     if args.steps is not None and args.steps < 1:
         raise ConfigError(f"--steps must be >= 1, got {args.steps}")
-    if args.tile is not None and args.tile < 0:
-        raise ConfigError(f"--tile must be >= 0, got {args.tile}")
+    if args.tile is not None and not (args.tile == 0 or args.tile >= MIN_TILE):
+        raise ConfigError(f"--tile must be 0 (off) or >= {MIN_TILE} pixels, got {args.tile}")
     if args.overlap < 0:
         raise ConfigError(f"--overlap must be >= 0, got {args.overlap}")
-    if args.start is not None and args.start < 0:
-        raise ConfigError(f"--start must be >= 0, got {args.start}")
-    if args.duration is not None and args.duration <= 0:
+    if args.start is not None and not (0 <= args.start < math.inf):
+        raise ConfigError(f"--start must be a finite number of seconds >= 0, got {args.start}")
+    if args.duration is not None and not args.duration > 0:  # also refuses nan
         raise ConfigError(f"--duration must be > 0, got {args.duration}")
     if not 0 <= args.crf <= 51:
         raise ConfigError(f"--crf must be in 0..51, got {args.crf}")

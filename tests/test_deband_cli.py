@@ -376,6 +376,10 @@ def test_10bit_video_is_not_dithered(identity_ckpt, tmp_path: Path, capsys) -> N
     [
         ("--batch", "0", "--batch must be >= 1, got 0"),
         ("--video-hold", "-1", "--video-hold must be in 0..4 codes, got -1.0"),
+        ("--start", "nan", "--start must be a finite number of seconds >= 0, got nan"),
+        ("--start", "inf", "--start must be a finite number of seconds >= 0, got inf"),
+        ("--duration", "nan", "--duration must be > 0, got nan"),
+        ("--tile", "8", "--tile must be 0 (off) or >= 64 pixels, got 8"),
     ],
 )
 def test_bad_video_option_is_a_usage_error(run, tmp_path: Path, flag: str, value: str, message: str) -> None:
@@ -452,3 +456,11 @@ def test_arguments_and_jobs_are_planned_before_torch_is_imported(tmp_path: Path)
         check=True,
         cwd=Path(__file__).resolve().parents[1],
     )
+
+
+def test_multi_frame_image_warns_that_only_the_first_is_debanded(run, tmp_path: Path) -> None:
+    frames = [Image.fromarray((np.roll(_ramp_rgb(), 8 * i, 1) * 255).round().astype(np.uint8)) for i in range(3)]
+    frames[0].save(tmp_path / "anim.png", save_all=True, append_images=frames[1:])
+    code, err = run(tmp_path / "anim.png", "-o", tmp_path / "out.png", "--steps", "1")
+    assert code == 0 and (tmp_path / "out.png").exists()
+    assert f"warning: {tmp_path / 'anim.png'} holds 3 frames or pages; only the first was debanded" in err

@@ -198,13 +198,24 @@ def _header_orientation(path: Path) -> int:
 
 
 def _read_tiff(path: Path) -> tuple[np.ndarray, int]:
-    """Decode a TIFF with tifffile (16-bit RGB, float); fall back to Pillow if unavailable."""
+    """Decode a TIFF with tifffile (16-bit RGB, float) where it holds gray or RGB samples that tifffile can
+    decompress; Pillow does the rest (palette, CMYK, white-is-zero gray, YCbCr, LZW or JPEG without the
+    optional ``imagecodecs``) and anything when tifffile is missing."""
     try:
         import tifffile
     except ImportError:  # tifffile comes with scikit-image, but stay usable without it
         return _read_pillow(path)
-    data = tifffile.imread(path, key=0)
-    if data.ndim == 3 and data.shape[0] in (1, 3, 4) and data.shape[2] not in (1, 3, 4):
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages[0]
+        # other photometric interpretations store values that are not RGB or gray intensities
+        if int(page.photometric) not in (1, 2):  # MINISBLACK, RGB
+            return _read_pillow(path)
+        try:
+            data = page.asarray()
+        except ValueError:  # a compression tifffile cannot decode without imagecodecs (LZW, JPEG, ...)
+            return _read_pillow(path)
+        axes = page.axes
+    if axes.startswith("S") and data.ndim == 3:
         data = data.transpose(1, 2, 0)  # planar (C, H, W) storage
     if data.ndim == 2:
         data = data[:, :, None]

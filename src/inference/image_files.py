@@ -29,12 +29,14 @@ _EXIF_ORIENTATION = 0x0112
 @dataclass
 class ImageFile:
     """A decoded image: ``pixels`` ``(H, W, C)`` float32 in [0, 1], C in 1, 3, 4; its bit depth (8 or 16);
-    the ICC profile and EXIF bytes (orientation reset to 1), None when absent."""
+    the ICC profile and EXIF bytes (orientation reset to 1), None when absent; ``frames``: the frames or
+    pages the file holds (animated PNG/WebP, multi-page TIFF), of which ``pixels`` is the first."""
 
     pixels: np.ndarray
     bit_depth: int
     icc_profile: bytes | None = None
     exif: bytes | None = None
+    frames: int = 1
 
 
 def supports_16bit(path: Path) -> bool:
@@ -48,8 +50,12 @@ def read_image_file(path: Path) -> ImageFile:
             f"cannot read '{path}': unsupported format '{path.suffix}' (images: {', '.join(IMAGE_EXTENSIONS)})"
         )
     pixels, depth = read_image(path)
-    icc, exif = _read_metadata(path)
-    return ImageFile(pixels, depth, icc, exif)
+    icc, exif, frames = _read_metadata(path)
+    space = icc[16:20] if icc is not None and icc[36:40] == b"acsp" else None  # an ICC header's colour space
+    if space is not None and space != (b"GRAY" if pixels.shape[2] == 1 else b"RGB "):
+        # a CMYK (or other) profile describes the file's samples, not the RGB they were converted to
+        icc = None
+    return ImageFile(pixels, depth, icc, exif, frames)
 
 
 def write_image_file(path: Path, q: np.ndarray, icc_profile: bytes | None = None, exif: bytes | None = None) -> None:
@@ -78,12 +84,15 @@ def write_image_file(path: Path, q: np.ndarray, icc_profile: bytes | None = None
 
 
 # --------------------------------------------------------------------------------------------------- metadata
-def _read_metadata(path: Path) -> tuple[bytes | None, bytes | None]:
-    """ICC profile and EXIF (orientation reset) from the file header; (None, None) when unreadable."""
+def _read_metadata(path: Path) -> tuple[bytes | None, bytes | None, int]:
+    """ICC profile, EXIF (orientation reset) and the number of frames from the file header; (None, None, 1)
+    when unreadable."""
     icc = exif_bytes = None
+    frames = 1
     try:
         with Image.open(path) as im:
             icc = im.info.get("icc_profile") or None
+            frames = int(getattr(im, "n_frames", 1) or 1)
             if im.format == "PNG":  # getexif() on a PNG would decode the pixels when eXIf is after IDAT
                 raw = im.info.get("exif")
                 exif = Image.Exif()
@@ -99,7 +108,7 @@ def _read_metadata(path: Path) -> tuple[bytes | None, bytes | None]:
         pass
     if icc is None and path.suffix.lower() in (".tif", ".tiff"):
         icc = _tiff_icc(path)
-    return icc, exif_bytes
+    return icc, exif_bytes, frames
 
 
 def _tiff_icc(path: Path) -> bytes | None:
@@ -115,13 +124,16 @@ def _tiff_icc(path: Path) -> bytes | None:
 
 
 # --------------------------------------------------------------------------------------------------- writers
+_JPEG_EXIF_MAX = 65533 - 6  # the APP1 segment's length field, less its "Exif\0\0" header
+
+
 def _write_pillow(tmp: Path, q: np.ndarray, fmt: str, icc: bytes | None, exif: bytes | None) -> None:
     im = Image.fromarray(q[:, :, 0] if q.shape[2] == 1 else q)
     kwargs: dict = {}
     if icc:
         kwargs["icc_profile"] = icc
-    if exif:
-        kwargs["exif"] = exif
+    if exif and not (fmt == "JPEG" and len(exif) > _JPEG_EXIF_MAX):
+        kwargs["exif"] = exif  # a JPEG's APP1 segment holds 64 kB: larger EXIF is dropped, not the image
     if fmt == "JPEG":
         # 4:4:4 and high quality: chroma subsampling and coarse quantisation would smear the smooth result
         kwargs.update(quality=95, subsampling=0)

@@ -218,3 +218,40 @@ def test_write_rejects_bad_args(tmp_path):
         write_image(tmp_path / "x.jpg", np.zeros((4, 4, 3)), 8)
     with pytest.raises(DataError):
         write_image(tmp_path / "x.png", np.zeros((4, 4, 2)), 8)
+
+
+def _ramp_rgb() -> np.ndarray:
+    g = np.tile(np.linspace(0, 255, 40).astype(np.uint8), (30, 1))
+    return np.stack([g, g // 2, 255 - g], 2)
+
+
+def test_tiff_photometric_and_layouts(tmp_path):
+    """TIFFs whose samples are not plain RGB/gray (CMYK, palette, white-is-zero), LZW without imagecodecs,
+    and small planar or gray+alpha ones all decode to the same RGB (or gray) values Pillow shows."""
+    tifffile = pytest.importorskip("tifffile")
+    rgb = _ramp_rgb()
+    g = rgb[:, :, 0]
+    Image.fromarray(rgb).convert("CMYK").save(tmp_path / "cmyk.tif")
+    Image.fromarray(rgb).save(tmp_path / "lzw.tif", compression="tiff_lzw")
+    for name in ("cmyk", "lzw"):
+        arr, depth = read_image(tmp_path / f"{name}.tif")
+        assert arr.shape == (30, 40, 3) and depth == 8
+        np.testing.assert_allclose(arr * 255, rgb, atol=1.5)
+    pal = Image.fromarray(rgb).quantize(16)
+    pal.save(tmp_path / "pal.tif")
+    arr, _ = read_image(tmp_path / "pal.tif")
+    np.testing.assert_allclose(arr * 255, np.asarray(pal.convert("RGB")), atol=0.5)
+    tifffile.imwrite(tmp_path / "white.tif", 255 - g, photometric="miniswhite")
+    arr, _ = read_image(tmp_path / "white.tif")
+    np.testing.assert_allclose(arr[:, :, 0] * 255, g, atol=0.5)
+    alpha = np.full((3, 40), 200, np.uint8)
+    ga = np.stack([g[:3], alpha], 2)
+    tifffile.imwrite(tmp_path / "ga.tif", ga, photometric="minisblack", extrasamples=["unassalpha"])
+    arr, _ = read_image(tmp_path / "ga.tif")
+    assert arr.shape == (3, 40, 4)
+    np.testing.assert_allclose(arr[:, :, 3] * 255, alpha, atol=0.5)
+    planar = np.ascontiguousarray(rgb[:, :4].transpose(2, 0, 1))
+    tifffile.imwrite(tmp_path / "planar.tif", planar, photometric="rgb", planarconfig="separate")
+    arr, _ = read_image(tmp_path / "planar.tif")
+    assert arr.shape == (30, 4, 3)
+    np.testing.assert_allclose(arr * 255, rgb[:, :4], atol=0.5)

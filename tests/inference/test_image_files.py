@@ -84,3 +84,36 @@ def test_refusals(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="unsupported"):
         read_image_file(tmp_path / "a.gif")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_foreign_icc_dropped_frames_counted_big_exif_dropped_for_jpeg(tmp_path: Path) -> None:
+    """A CMYK profile does not travel with the RGB pixels converted from CMYK; animated files report their
+    frames; EXIF larger than a JPEG segment is left out of a JPEG output instead of failing it."""
+    from PIL import ImageCms
+
+    g = np.tile(np.linspace(0, 255, 40).astype(np.uint8), (30, 1))
+    rgb = np.stack([g, g // 2, 255 - g], 2)
+    prof = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    Image.fromarray(rgb).save(tmp_path / "srgb.png", icc_profile=bytes(prof))
+    assert read_image_file(tmp_path / "srgb.png").icc_profile == bytes(prof)
+    prof[16:20] = b"CMYK"
+    Image.fromarray(rgb).convert("CMYK").save(tmp_path / "cmyk.jpg", icc_profile=bytes(prof))
+    f = read_image_file(tmp_path / "cmyk.jpg")
+    assert f.pixels.shape == (30, 40, 3) and f.icc_profile is None
+
+    frames = [Image.fromarray(np.roll(rgb, 5 * i, 1)) for i in range(3)]
+    frames[0].save(tmp_path / "anim.png", save_all=True, append_images=frames[1:])
+    assert read_image_file(tmp_path / "anim.png").frames == 3
+    assert read_image_file(tmp_path / "srgb.png").frames == 1
+
+    exif = Image.Exif()
+    exif[0x010E] = "x" * 70000
+    Image.fromarray(rgb).save(tmp_path / "big.png", exif=exif.tobytes())
+    f = read_image_file(tmp_path / "big.png")
+    assert len(f.exif) > 65535
+    write_image_file(tmp_path / "out.jpg", rgb, f.icc_profile, f.exif)
+    with Image.open(tmp_path / "out.jpg") as im:
+        assert im.size == (40, 30) and not im.getexif()
+    write_image_file(tmp_path / "out.png", rgb, f.icc_profile, f.exif)
+    with Image.open(tmp_path / "out.png") as im:
+        assert im.getexif()[0x010E] == "x" * 70000
