@@ -464,3 +464,29 @@ def test_multi_frame_image_warns_that_only_the_first_is_debanded(run, tmp_path: 
     code, err = run(tmp_path / "anim.png", "-o", tmp_path / "out.png", "--steps", "1")
     assert code == 0 and (tmp_path / "out.png").exists()
     assert f"warning: {tmp_path / 'anim.png'} holds 3 frames or pages; only the first was debanded" in err
+
+
+def test_terminated_run_leaves_no_partial_output(tmp_path: Path) -> None:
+    """SIGTERM (kill, a service manager stopping a job) cleans up as Ctrl-C does: exit 130, no files left."""
+    import signal
+    import time
+
+    src = make_clip(tmp_path / "long.mp4", n=400, w=128, h=96, audio=False, subtitles=False)
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "src.deband", str(src), "-o", str(out / "o.mp4"), "--threads", "1", "-q"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    deadline = time.monotonic() + 60
+    while not list(out.iterdir()) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # the temporary output exists once encoding has started
+    assert proc.poll() is None, "the run ended before it could be terminated"
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 130
+    assert "interrupted" in err
+    assert list(out.iterdir()) == []
