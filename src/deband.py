@@ -228,9 +228,10 @@ def plan_jobs(inputs: list[Path], output: Path, bit_depth: int | None) -> tuple[
         return jobs, errors
 
     missing = [inp for inp in inputs if not inp.exists()]
-    if missing:  # say so first: a missing input is why a single file name was not taken as one
+    looks_like_file = _kind(output) is not None and not output.is_dir()
+    if missing and looks_like_file:  # say so first: a missing input is why a file name was not taken as one
         return jobs, [f"input not found: '{inp}'" for inp in missing]
-    if _kind(output) is not None and not output.is_dir():
+    if looks_like_file:
         errors.append(
             f"-o '{output}' looks like a file name, but {len(inputs)} inputs or a folder need an output folder"
         )

@@ -490,3 +490,11 @@ def test_terminated_run_leaves_no_partial_output(tmp_path: Path) -> None:
     assert proc.returncode == 130
     assert "interrupted" in err
     assert list(out.iterdir()) == []
+
+
+def test_a_missing_input_does_not_stop_the_others(run, tmp_path: Path) -> None:
+    good = tmp_path / "good.png"
+    Image.fromarray((_ramp_rgb() * 255).round().astype(np.uint8)).save(good)
+    code, err = run(tmp_path / "nope.png", good, "-o", tmp_path / "out", "--steps", "1")
+    assert code == 1 and f"error: input not found: '{tmp_path / 'nope.png'}'" in err
+    assert (tmp_path / "out" / "good.png").exists()
