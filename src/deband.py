@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import signal
 import sys
 import threading
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from src.utils.errors import DebandError
+from src.utils.errors import ConfigError, DebandError
 
 __all__ = ["main", "build_parser", "plan_jobs", "Job"]
 
@@ -46,7 +47,8 @@ outputs:
   input structure with the same file names. Missing output folders are created. Inputs are never
   overwritten; existing outputs only with --overwrite. Files are written under a temporary name and
   renamed when complete. A file that fails is reported and the others go on; the exit code is 1 if any
-  file failed.
+  file failed, 2 for a command that cannot be right (bad option values, an output name that does not fit
+  the inputs, an unknown or missing device), 130 if interrupted.
 
 examples:
   deband photo.jpg -o photo_debanded.png
@@ -65,6 +67,13 @@ class Job:
     note: str | None = None
 
 
+def _path_arg(text: str) -> Path:
+    # Path("") is Path("."): an empty -o would quietly write into the working folder
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path")
+    return Path(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from src.colour.dither import DITHER_KINDS
     from src.inference.formats import VIDEO_CODECS
@@ -79,10 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
         "inputs",
         nargs="+",
         metavar="INPUT",
-        type=Path,
+        type=_path_arg,
         help="image files (PNG, JPEG, WebP, TIFF), video files (mp4, mkv, mov, webm, avi...) or folders",
     )
-    p.add_argument("-o", "--output", required=True, type=Path, help="output file, or folder for several inputs")
+    p.add_argument("-o", "--output", required=True, type=_path_arg, help="output file, or folder for several inputs")
     g = p.add_argument_group("model")
     g.add_argument(
         "--checkpoint",
@@ -207,7 +216,9 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def plan_jobs(inputs: list[Path], output: Path, bit_depth: int | None) -> tuple[list[Job], list[str]]:
-    """Map inputs to outputs (see ``--help``: outputs). Returns the jobs and the errors found while planning."""
+    """Map inputs to outputs (see ``--help``: outputs). Returns the jobs and the errors found while planning
+    (files that cannot be processed); raises :class:`ConfigError` where the command itself cannot be right
+    (an output name that does not fit the inputs)."""
     jobs: list[Job] = []
     errors: list[str] = []
     single_file = (
@@ -219,7 +230,7 @@ def plan_jobs(inputs: list[Path], output: Path, bit_depth: int | None) -> tuple[
         if kind is None:
             errors.append(f"cannot read '{src}': unsupported format '{src.suffix}'")
         elif out_kind != kind:
-            errors.append(
+            raise ConfigError(
                 f"cannot write '{output}': {'an image' if kind == 'image' else 'a video'} input needs "
                 f"an output file name ending in {', '.join(_extensions(kind))}"
             )
@@ -232,11 +243,13 @@ def plan_jobs(inputs: list[Path], output: Path, bit_depth: int | None) -> tuple[
     if missing and looks_like_file:  # say so first: a missing input is why a file name was not taken as one
         return jobs, [f"input not found: '{inp}'" for inp in missing]
     if looks_like_file:
-        errors.append(
+        raise ConfigError(
             f"-o '{output}' looks like a file name, but {len(inputs)} inputs or a folder need an output folder"
         )
-        return jobs, errors
     out_abs = output.resolve()
+    for inp in inputs:
+        if inp.is_dir() and inp.resolve() == out_abs:
+            raise ConfigError(f"the output folder is the input folder '{inp}': choose another (inputs are kept)")
     for inp in inputs:
         if not inp.exists():
             errors.append(f"input not found: '{inp}'")
@@ -246,6 +259,8 @@ def plan_jobs(inputs: list[Path], output: Path, bit_depth: int | None) -> tuple[
                 errors.append(f"cannot read '{inp}': unsupported format '{inp.suffix}'")
             else:
                 jobs.append(_folder_job(inp, output / inp.name, kind, bit_depth))
+        elif not inp.is_dir():
+            errors.append(f"cannot read '{inp}': not a regular file or a folder")
         else:
             for path in sorted(inp.rglob("*")):
                 if not path.is_file() or path.name.startswith("."):
@@ -365,8 +380,6 @@ def _run_video(debander, job: Job, args: argparse.Namespace) -> str:  # noqa: AN
 
 
 def _validate(args: argparse.Namespace) -> None:
-    from src.utils.errors import ConfigError
-
     if args.steps is not None and args.steps < 1:
         raise ConfigError(f"--steps must be >= 1, got {args.steps}")
     if args.tile is not None and not (args.tile == 0 or args.tile >= MIN_TILE):
@@ -379,6 +392,8 @@ def _validate(args: argparse.Namespace) -> None:
         raise ConfigError(f"--duration must be > 0, got {args.duration}")
     if not 0 <= args.crf <= 51:
         raise ConfigError(f"--crf must be in 0..51, got {args.crf}")
+    if args.device is not None and not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", args.device):
+        raise ConfigError(f"unknown --device {args.device!r} (use auto, cpu, cuda, cuda:N or mps)")
     if args.threads is not None and args.threads < 1:
         raise ConfigError(f"--threads must be >= 1, got {args.threads}")
     if args.batch is not None and args.batch < 1:
@@ -434,7 +449,11 @@ def main(argv: list[str] | None = None) -> int:
     except DebandError as e:
         _say(f"error: {e}")
         return 2
-    jobs, errors = plan_jobs(args.inputs, args.output, args.bit_depth)
+    try:
+        jobs, errors = plan_jobs(args.inputs, args.output, args.bit_depth)
+    except DebandError as e:
+        _say(f"error: {e}")
+        return 2
     for e in errors:
         _say(f"error: {e}")
     if not jobs:
@@ -462,6 +481,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _say("error: interrupted")
         return 130
+    except ConfigError as e:  # a device or settings this machine or model cannot take: a usage error
+        _say(f"error: {e}")
+        return 2
     except Exception as e:  # noqa: BLE001 - one line, no traceback
         _say(f"error: {_error_line(e)}")
         return 1

@@ -198,7 +198,7 @@ def test_first_image_is_read_while_torch_loads(run, tmp_path: Path, monkeypatch:
     assert _files(tmp_path / "out") == ["a.png", "b.png"]
 
 
-@pytest.mark.parametrize("case", ["corrupt", "text_png", "unsupported", "missing", "truncated_video"])
+@pytest.mark.parametrize("case", ["corrupt", "text_png", "unsupported", "missing", "truncated_video", "truncated_mkv"])
 def test_bad_inputs_one_line_no_partial_files(run, tmp_path: Path, case: str) -> None:
     out_dir = tmp_path / "out"
     if case == "corrupt":
@@ -218,11 +218,12 @@ def test_bad_inputs_one_line_no_partial_files(run, tmp_path: Path, case: str) ->
     elif case == "missing":
         src = tmp_path / "nope.png"
         dst = out_dir / "nope.png"
-    else:
-        full = make_clip(tmp_path / "full.mp4", n=24, audio=False, subtitles=False)
-        src = tmp_path / "cut.mp4"
+    else:  # Matroska states no frame count, only the length in its header
+        ext = ".mkv" if case == "truncated_mkv" else ".mp4"
+        full = make_clip(tmp_path / f"full{ext}", n=24, audio=ext == ".mkv", subtitles=False)
+        src = tmp_path / f"cut{ext}"
         src.write_bytes(full.read_bytes()[: full.stat().st_size * 2 // 3])
-        dst = out_dir / "cut.mp4"
+        dst = out_dir / f"cut{ext}"
     code, err = run(src, "-o", dst)
     assert code == 1
     errors = _error_lines(err)
@@ -231,6 +232,8 @@ def test_bad_inputs_one_line_no_partial_files(run, tmp_path: Path, case: str) ->
     assert not out_dir.exists() or _files(out_dir) == []
     if case == "missing":  # the reason is the missing input, not the output's name
         assert "input not found" in errors[0] and "looks like a file name" not in err
+    if case == "truncated_mkv":  # decodes cleanly up to the cut: only the header's length tells
+        assert "truncated or corrupt" in errors[0]
 
 
 def test_read_only_output_folder(run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -497,4 +500,38 @@ def test_a_missing_input_does_not_stop_the_others(run, tmp_path: Path) -> None:
     Image.fromarray((_ramp_rgb() * 255).round().astype(np.uint8)).save(good)
     code, err = run(tmp_path / "nope.png", good, "-o", tmp_path / "out", "--steps", "1")
     assert code == 1 and f"error: input not found: '{tmp_path / 'nope.png'}'" in err
+    assert (tmp_path / "out" / "good.png").exists()
+
+
+@pytest.mark.parametrize("case", ["wrong-extension", "file-for-many", "same-folder", "empty-output", "bad-device"])
+def test_a_command_that_cannot_be_right_is_a_usage_error(run, tmp_path: Path, case: str) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    img = folder / "a.png"
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(img)
+    argv, message = {
+        "wrong-extension": ([img, "-o", tmp_path / "a.xyz"], "needs an output file name ending in"),
+        "file-for-many": ([img, img, "-o", tmp_path / "b.png"], "looks like a file name"),
+        "same-folder": ([folder, "-o", folder], "the output folder is the input folder"),
+        "empty-output": ([img, "-o", ""], None),  # argparse's own message
+        "bad-device": ([img, "-o", tmp_path / "b.png", "--device", "foo"], "unknown --device 'foo'"),
+    }[case]
+    if message is None:
+        with pytest.raises(SystemExit) as e:
+            main([str(a) for a in argv])
+        assert e.value.code == 2
+    else:
+        code, err = run(*argv)
+        errors = _error_lines(err)
+        assert code == 2 and len(errors) == 1 and message in errors[0]
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["a.png", "in"]  # nothing written, input kept
+
+
+def test_an_input_that_is_neither_file_nor_folder_is_named(run, tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    good = tmp_path / "good.png"
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(good)
+    code, err = run(fifo, good, "-o", tmp_path / "out", "--steps", "1")
+    assert code == 1 and f"error: cannot read '{fifo}': not a regular file or a folder" in err
     assert (tmp_path / "out" / "good.png").exists()

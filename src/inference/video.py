@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections import deque
@@ -142,6 +143,7 @@ def _run(debander: Debander, inp: av.container.InputContainer, src: Path, tmp: P
         tracker = ContourTracker(debander.contour) if debander.contour is not None else None
         batch_size = opts.batch or frames_per_batch(w, h, debander.device)
         finish = _Finisher(debander, tracker, out, vout, vin, opts, bits, start if part else None)
+        last_t = -math.inf
         with _Progress(src.name, total, opts.quiet) as bar, finish:
             batch: list[av.VideoFrame] = []
             for packet in _demux_until(inp, [vin, *copied], end):
@@ -152,6 +154,7 @@ def _run(debander: Debander, inp: av.container.InputContainer, src: Path, tmp: P
                     t = _frame_time(frame, vin)
                     if t < start - 1e-6 or (end is not None and t >= end - 1e-6):
                         continue
+                    last_t = max(last_t, t)
                     batch.append(frame)
                     if len(batch) >= batch_size:
                         finish.batch(batch)
@@ -169,6 +172,14 @@ def _run(debander: Debander, inp: av.container.InputContainer, src: Path, tmp: P
         # a small tolerance: an MP4 edit list may legitimately hide a frame or two of the stored count
         if not part and vin.frames and frames_done < vin.frames - max(2, vin.frames // 100):
             raise DataError(f"video '{src}' is truncated or corrupt: decoded {frames_done} of {vin.frames} frames")
+        # containers without a frame count (Matroska, WebM) still record the stream's length in their header
+        length = None if part or vin.frames else _stated_length(vin, inp)
+        rate = float(vin.average_rate or vin.guessed_rate or 0)
+        if length is not None and rate and last_t + 1 / rate < length - max(2 / rate, length / 100):
+            raise DataError(
+                f"video '{src}' is truncated or corrupt: its frames end at {last_t + 1 / rate:.2f} s "
+                f"of the {length:.2f} s its header states"
+            )
     finally:
         out.close()
     return frames_done
@@ -366,6 +377,23 @@ def _demux_until(
                 past.add(packet.stream.index)
                 if len(past) == len(streams):
                     return
+
+
+def _stated_length(vin: av.video.stream.VideoStream, inp: av.container.InputContainer) -> float | None:
+    """The video stream's length in seconds as the file's header states it, where it does: the stream's
+    duration, Matroska's per-stream ``DURATION`` tag, or the container's when the video is its only stream."""
+    if vin.duration and vin.time_base:
+        return float(vin.duration * vin.time_base)
+    tag = next((v for k, v in vin.metadata.items() if k.upper() == "DURATION"), None)
+    if tag:
+        try:
+            h, m, sec = tag.split(":")
+            return int(h) * 3600 + int(m) * 60 + float(sec)
+        except ValueError:
+            pass
+    if len(inp.streams) == 1 and inp.duration:
+        return inp.duration / AV_TIME_BASE
+    return None
 
 
 def _expected_frames(
