@@ -24,7 +24,7 @@ from src.utils.errors import ConfigError
 from src.utils.threads import one_torch_thread
 from src.utils.validate import check_int
 
-__all__ = ["Debander", "AUTO_TILE", "AUTO_TILE_PIXELS"]
+__all__ = ["Debander", "AUTO_TILE", "AUTO_TILE_PIXELS", "keep_clipped"]
 
 #: inputs below this many pixels (batch included) run on one torch thread
 SMALL_PIXELS = 256 * 256
@@ -200,7 +200,9 @@ class Debander:
             else:
                 out = run_tiled(restore, x, tile, overlap, callback=callback)
         # whole-image pass: a band can be wider than a tile
-        return contour_fill(out, self.contour) if contour and self.contour is not None else out
+        if contour and self.contour is not None:
+            out = contour_fill(out, self.contour)
+        return keep_clipped(x, out)
 
     def _net_fn(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """One network evaluation in the configured layout and dtype; the result is float32 NCHW."""
@@ -210,3 +212,16 @@ class Debander:
         with ctx:
             out = self.net(x, t)
         return out.float().contiguous()
+
+
+def keep_clipped(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``out`` with every sample that is at 0 or 1 in ``x`` (both ``(B, 3, H, W)``, ``x`` in [0, 1]) set back
+    to it (a new tensor).
+
+    A clipped highlight or crushed shadow holds no gradient to rebuild, and the network's smooth candidates
+    reach up to about 32 px: beside moving texture they moved clipped samples a little differently in every
+    video frame.
+    """
+    xs = x.to(out.device, out.dtype)
+    # floor is 1 only where x is 1 and ceil 0 only where x is 0: one clamp does both ends
+    return out.clamp(min=xs.floor(), max=xs.ceil())

@@ -29,7 +29,7 @@ import torch
 from src.baselines.contour import ContourTracker
 from src.colour.dither import HeldQuantizer
 from src.colour.yuv import frame_to_rgb, is_full_range, matrix_for, rgb_to_frame
-from src.inference.debander import Debander
+from src.inference.debander import Debander, keep_clipped
 from src.inference.formats import VIDEO_CODECS, VIDEO_EXTENSIONS
 from src.utils.atomic import atomic_output
 from src.utils.errors import ConfigError, DataError
@@ -321,7 +321,7 @@ class _Finisher:
 
     def _finish(self, frames: list[av.VideoFrame], x: torch.Tensor, y: torch.Tensor) -> int:
         if self.tracker is not None:
-            y = torch.stack([self.tracker(xi, yi) for xi, yi in zip(x, y)])
+            y = keep_clipped(x, torch.stack([self.tracker(xi, yi) for xi, yi in zip(x, y)]))
         y = y.permute(0, 2, 3, 1).numpy()
         for i, src in enumerate(frames):
             f = rgb_to_frame(

@@ -134,6 +134,21 @@ def test_contour_pass_after_the_network(tmp_path) -> None:
     assert (tiled - clean).abs()[inner].mean().item() * 255 < 0.3 * err_off
 
 
+def test_clipped_samples_stay_clipped(debander: Debander) -> None:
+    from src.inference.debander import keep_clipped
+
+    x = torch.rand(1, 3, 40, 56) * 0.8 + 0.1
+    x[:, 0, :10] = 1.0  # a clipped red highlight beside texture
+    x[:, :, 30:] = 0.0  # crushed black
+    out = debander.deband_batch(x, steps=1)
+    clipped = (x == 0) | (x == 1)
+    assert torch.equal(out[clipped], x[clipped])
+    # everything else is the network's
+    net = torch.full_like(x, 0.5)
+    kept = keep_clipped(x, net.clone())
+    assert torch.equal(kept[~clipped], net[~clipped]) and torch.equal(kept[clipped], x[clipped])
+
+
 @pytest.mark.slow
 def test_compiled_network_matches_eager_at_two_sizes(tmp_path):
     """--compile: inductor builds a graph per frame size (dynamic shapes fail to lower for this UNet)."""
