@@ -481,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _say("error: interrupted")
         return 130
-    except ConfigError as e:  # a device or settings this machine or model cannot take: a usage error
+    except ConfigError as e:  # a device that is not available, or settings the model cannot take: a usage error
         _say(f"error: {e}")
         return 2
     except Exception as e:  # noqa: BLE001 - one line, no traceback
