@@ -446,10 +446,6 @@ def main(argv: list[str] | None = None) -> int:
         start_cpu_sample()  # the imports below are the sample: choosing the thread count costs no time
     try:
         _validate(args)
-    except DebandError as e:
-        _say(f"error: {e}")
-        return 2
-    try:
         jobs, errors = plan_jobs(args.inputs, args.output, args.bit_depth)
     except DebandError as e:
         _say(f"error: {e}")

@@ -175,9 +175,9 @@ def _run(debander: Debander, inp: av.container.InputContainer, src: Path, tmp: P
         # containers without a frame count (Matroska, WebM) still record the stream's length in their header
         length = None if part or vin.frames else _stated_length(vin, inp)
         rate = float(vin.average_rate or vin.guessed_rate or 0)
-        if length is not None and rate and last_t + 1 / rate < length - max(2 / rate, length / 100):
+        if length is not None and rate and (ends := last_t + 1 / rate) < length - max(2 / rate, length / 100):
             raise DataError(
-                f"video '{src}' is truncated or corrupt: its frames end at {last_t + 1 / rate:.2f} s "
+                f"video '{src}' is truncated or corrupt: its frames end at {ends:.2f} s "
                 f"of the {length:.2f} s its header states"
             )
     finally:
@@ -321,6 +321,7 @@ class _Finisher:
 
     def _finish(self, frames: list[av.VideoFrame], x: torch.Tensor, y: torch.Tensor) -> int:
         if self.tracker is not None:
+            # y already keeps the clipped samples (the tracker reads them so); its correction may move them
             y = keep_clipped(x, torch.stack([self.tracker(xi, yi) for xi, yi in zip(x, y)]))
         y = y.permute(0, 2, 3, 1).numpy()
         for i, src in enumerate(frames):
