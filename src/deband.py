@@ -208,6 +208,13 @@ def _extensions(kind: str) -> tuple[str, ...]:
     return IMAGE_EXTENSIONS if kind == "image" else VIDEO_EXTENSIONS
 
 
+def _unsupported(path: Path) -> str:
+    return (
+        f"cannot read '{path}': unsupported format '{path.suffix}' "
+        f"(images: {' '.join(_extensions('image'))}; videos: {' '.join(_extensions('video'))})"
+    )
+
+
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return a.resolve() == b.resolve() or (b.exists() and os.path.samefile(a, b))
@@ -228,7 +235,7 @@ def plan_jobs(inputs: list[Path], output: Path, bit_depth: int | None) -> tuple[
         src = inputs[0]
         kind, out_kind = _kind(src), _kind(output)
         if kind is None:
-            errors.append(f"cannot read '{src}': unsupported format '{src.suffix}'")
+            errors.append(_unsupported(src))
         elif out_kind != kind:
             raise ConfigError(
                 f"cannot write '{output}': {'an image' if kind == 'image' else 'a video'} input needs "
@@ -256,7 +263,7 @@ def plan_jobs(inputs: list[Path], output: Path, bit_depth: int | None) -> tuple[
         elif inp.is_file():
             kind = _kind(inp)
             if kind is None:
-                errors.append(f"cannot read '{inp}': unsupported format '{inp.suffix}'")
+                errors.append(_unsupported(inp))
             else:
                 jobs.append(_folder_job(inp, output / inp.name, kind, bit_depth))
         elif not inp.is_dir():

@@ -232,6 +232,8 @@ def test_bad_inputs_one_line_no_partial_files(run, tmp_path: Path, case: str) ->
     assert not out_dir.exists() or _files(out_dir) == []
     if case == "missing":  # the reason is the missing input, not the output's name
         assert "input not found" in errors[0] and "looks like a file name" not in err
+    if case == "unsupported":  # says what would have been read
+        assert "'.pdf'" in errors[0] and ".png" in errors[0] and ".mp4" in errors[0]
     if case == "truncated_mkv":  # decodes cleanly up to the cut: only the header's length tells
         assert "truncated or corrupt" in errors[0]
 
