@@ -115,20 +115,27 @@ def _distances(
         lim = lev + cfg.max_step if up else lev - cfg.max_step
         # most bands are narrower than NEAR blocks: search a small window first, then the whole reach for
         # the blocks whose nearest target was not found within it
+        last = None  # the window searched before and its transform
         for margin in (min(NEAR, r), r) if r > NEAR else (r,):
             # a target within ``margin`` of a selected block lies inside their bounding box grown by margin
             y0, y1 = max(int(sy.min()) - margin, 0), min(int(sy.max()) + margin + 1, h)
             x0, x1 = max(int(sx.min()) - margin, 0), min(int(sx.max()) + margin + 1, w)
-            win = lo[y0:y1, x0:x1]
-            diff = win - lev if up else lev - win
-            target = (diff >= cfg.threshold) & (diff <= cfg.max_step)
-            if not target.any():
-                if margin == r:
-                    break
-                continue
-            # the nearest target of every window block; distances only where they are needed (the blocks of
-            # this level), as scipy would compute them (a quarter of the transform's time saved)
-            ii, jj = ndimage.distance_transform_edt(~target, return_distances=False, return_indices=True)
+            if last is not None and last[0] == (y0, y1, x0, x1):
+                # the whole reach covers no more than the small search did (a level spread over the frame):
+                # the same transform, not computed twice
+                ii, jj = last[1]
+            else:
+                win = lo[y0:y1, x0:x1]
+                diff = win - lev if up else lev - win
+                target = (diff >= cfg.threshold) & (diff <= cfg.max_step)
+                if not target.any():
+                    if margin == r:
+                        break
+                    continue
+                # the nearest target of every window block; distances only where they are needed (the blocks
+                # of this level), as scipy would compute them (a quarter of the transform's time saved)
+                ii, jj = ndimage.distance_transform_edt(~target, return_distances=False, return_indices=True)
+                last = ((y0, y1, x0, x1), (ii, jj))
             wy, wx = sy - y0, sx - x0
             ti, tj = ii[wy, wx], jj[wy, wx]
             d = np.sqrt((ti - wy).astype(np.float64) ** 2 + (tj - wx).astype(np.float64) ** 2)
