@@ -5,7 +5,8 @@ Each photo is resized (short side = ``--size``) and centre-cropped to ``size x s
 bits), in RGB (5 bits) followed by JPEG (quality 85), a real codec (libx264 at CRF 35, 8-bit 4:2:0, through
 PyAV), and ``stream_1080p``: the photo fit to a 1920x1080 frame (not the square crop) and passed through
 :func:`~src.data.degradations.stream_roundtrip` (4:2:0 BT.709, luma 6 / chroma 5 bits, then H.264 at CRF 30),
-the banding of low-bit-rate video. Every method (the banded input itself, ffmpeg's ``deband`` and
+the banding of low-bit-rate video; ``none`` (run only when named) leaves the crops clean, to show what each
+method changes in an image without banding. Every method (the banded input itself, ffmpeg's ``deband`` and
 ``gradfun``, a plain luma-guided filter (``GUIDED``: the classical edge-aware smoother the default model's
 blend head draws on, with no network), the original recipe checkpoint at its schedule's steps, the default
 model at its default steps) restores every banded image, and the result is compared with the clean one. One
@@ -122,6 +123,9 @@ DIGITS = {
 SPEED_COLUMN = "s / 1080p frame"
 #: every degradation's name, in table order (``--degradations`` picks some)
 DEGRADATIONS = ("ycbcr_6_5", "rgb_jpeg", "h264", "stream_1080p")
+#: run only when named: ``none`` passes the clean crops through, to show what each method changes in an
+#: image without banding (the input row's PSNR is then infinite)
+OPTIONAL_DEGRADATIONS = ("none",)
 #: the published model's row in the no-reference mode
 PUBLISHED = "published model"
 
@@ -220,6 +224,11 @@ def make_degradations(
             lambda x: stream_roundtrip(x, luma_bits=6, chroma_bits=5, codec="h264", quality=30),
             frame=stream_frame,
             figure=True,
+        ),
+        Degradation(
+            "none",
+            "the clean crops themselves, not degraded (what each method changes in an image without banding)",
+            lambda x: x.clone(),
         ),
     ]
     return [d for d in all_ if d.name in names]
@@ -512,6 +521,8 @@ def _clean_cambi(images: Sequence[tuple[str, torch.Tensor]]) -> str:
 def _fmt(v: float | None, digits: int) -> str:
     if v is None:
         return "–"
+    if v == math.inf:  # PSNR of an output identical to the reference (the input row of ``none``)
+        return "inf"
     return "n/a" if not math.isfinite(v) else f"{v:.{digits}f}"
 
 
@@ -738,7 +749,8 @@ def add_quality_args(p: argparse.ArgumentParser) -> None:
         "--degradations",
         default=",".join(DEGRADATIONS),
         help=f"comma-separated degradations to run (default: all of {', '.join(DEGRADATIONS)}; "
-        "stream_1080p works on whole 1080p frames and is the slow one on a CPU)",
+        "stream_1080p works on whole 1080p frames and is the slow one on a CPU; 'none' runs on the clean "
+        "crops, to see what each method changes where there is no banding)",
     )
     p.add_argument(
         "--stream-size",
@@ -785,10 +797,11 @@ def add_quality_args(p: argparse.ArgumentParser) -> None:
 
 def _degradation_names(text: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in DEGRADATIONS]
+    known = DEGRADATIONS + OPTIONAL_DEGRADATIONS
+    unknown = [n for n in names if n not in known]
     if not names or unknown:
         raise ConfigError(
-            f"--degradations: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(DEGRADATIONS)}"
+            f"--degradations: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(known)}"
         )
     return names
 

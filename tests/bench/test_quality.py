@@ -140,6 +140,18 @@ def test_degradations_option_picks_and_rejects(tmp_path, capsys):
     assert "unknown vhs" in capsys.readouterr().err
 
 
+def test_none_degradation_shows_what_methods_change_in_clean_images(tmp_path):
+    _gradients(tmp_path / "imgs", n=1)
+    out = tmp_path / "q.md"
+    argv = ["quality", "--checkpoint", "none", "--images", str(tmp_path / "imgs"), "--size", "64"]
+    assert main([*argv, "--degradations", "none", "--speed", "extrapolate", "--out", str(out)]) == 0
+    table = _tables(out.read_text())["none"]
+    assert float(table["input (banded)"][0]) == float("inf")  # the clean crop itself
+    # ffmpeg's deband adds its own noise: finite PSNR against the untouched crop
+    assert math.isfinite(float(table["ffmpeg deband"][0]))
+    assert "none" not in bq.DEGRADATIONS  # not in a default run
+
+
 def test_stream_degradation_on_a_small_frame():
     (deg,) = bq.make_degradations(stream_frame=(64, 96), names=["stream_1080p"])
     assert deg.frame == (64, 96) and deg.figure and "96x64" in deg.description
