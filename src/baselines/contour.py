@@ -13,12 +13,13 @@ block means, their levels rounded to a code, and, per level, Euclidean distance 
 block at least ``threshold`` codes higher (lower) but at most ``max_step`` codes away (steps larger than
 that are edges, not bands). A block moves only where it looks like a band crossing: both borders found
 within ``reach`` pixels, on opposite sides (the directions to them at least 60 degrees apart, fading out as
-they align), and steps up and down of about the same size (their ratio above ``step_match``: bit-depth
-bands are regular, a codec's flat blocks are not). A plateau with one border keeps its value (it may be a
-real extremum); blocks whose own range exceeds ``max_step`` and their neighbours, and texture (luma std over
-9 x 9 above ``texture_std``), keep the input, and corrections fade out past ``max_change`` codes. The
-correction, smoothed over 3 x 3 blocks and upsampled bilinearly, is added to the input, so detail finer
-than a block stays.
+they align), steps up and down of about the same size (their ratio above ``step_match``: bit-depth bands are
+regular, a codec's flat blocks are not), and the plateau at least ``min_width`` blocks across (the two
+distances added: on a smooth gradient every block is a level of its own, its borders a block away). A
+plateau with one border keeps its value (it may be a real extremum); blocks whose own range exceeds
+``max_step`` and their neighbours, and texture (luma std over 9 x 9 above ``texture_std``), keep the input,
+and corrections fade out past ``max_change`` codes. The correction, smoothed over 3 x 3 blocks and upsampled
+bilinearly, is added to the input, so detail finer than a block stays.
 
 It runs after the network (:class:`~src.inference.debander.Debander`): the network removes narrow bands
 and the codec's noise, this rebuilds the wide ones it cannot see across.
@@ -58,6 +59,7 @@ class ContourConfig:
     texture_std: float = 5.0
     step_match: float = 0.6
     min_blocks: int = 32
+    min_width: float = 4.0  # in blocks: the two borders' distances added
 
     def __post_init__(self) -> None:
         check_int("contour luma_block", self.luma_block, 1, 16)
@@ -69,6 +71,7 @@ class ContourConfig:
         check_float("contour texture_std", self.texture_std, 0.0, 128.0)
         check_float("contour step_match", self.step_match, 0.0, 1.0)
         check_int("contour min_blocks", self.min_blocks, 1, 1 << 20)
+        check_float("contour min_width", self.min_width, 0.0, 64.0)
 
 
 def _pad_to(t: torch.Tensor, k: int) -> torch.Tensor:
@@ -193,6 +196,10 @@ def contour_plane(
         su, sd = vu - lo, lo - vd
         ratio = np.minimum(su, sd) / np.maximum(su, sd)
     wgt = wgt * np.clip((ratio - cfg.step_match) / 0.2, 0.0, 1.0)
+    # a band is a plateau some blocks across; on a smooth gradient steep enough to step a threshold from one
+    # block to the next, every block is a level of its own with both borders a block away: nothing to rebuild
+    with np.errstate(invalid="ignore"):
+        wgt = wgt * np.clip((a + b - cfg.min_width) / 2.0, 0.0, 1.0)
     # only blocks between two borders move: a plateau with one border may be a real extremum
     f = np.where(fa & fb, lo + wgt * (ramp - lo), lo)
 

@@ -49,6 +49,16 @@ def test_smooth_ramp_edges_and_texture_are_kept():
     assert _codes_err(contour_fill(texture), texture).mean().item() < 0.05
 
 
+def test_a_steep_smooth_gradient_is_no_band():
+    # an 8-bit smooth wave whose 8 px blocks step ~2.7 codes apart: every block a level of its own, no plateau
+    x = torch.arange(768, dtype=torch.float64)
+    row = torch.round(120 + 20 * torch.sin(x / 60)) / 255
+    wave = row.view(1, 1, -1).expand(3, 96, -1).clone()
+    assert _codes_err(contour_fill(wave), wave).max().item() < 0.01
+    # without the plateau-width test its blocks pass for band crossings and move
+    assert _codes_err(contour_fill(wave, ContourConfig(min_width=0.0)), wave).max().item() > 0.3
+
+
 def test_shapes_dtype_and_odd_sizes():
     x = _band(_ramp(37, 53, 20, 40), 4).float()
     out = contour_fill(x)
@@ -77,6 +87,7 @@ def test_plane_changes_at_most_max_change_fade():
         {"reach": 1},
         {"step_match": 1.5},
         {"max_change": "x"},
+        {"min_width": -1.0},
     ],
 )
 def test_config_checked(kwargs):
