@@ -332,3 +332,21 @@ def test_dither_8bit_lands_on_8bit_codes_and_keeps_the_mean():
     assert torch.equal(codes, codes.round())
     # dithering keeps the local average: column means follow the ramp within a fraction of a code
     assert float((q.mean(dim=(0, 1, 2)) - x[0, 0, 0]).abs().max()) < 0.5 / 255
+
+
+def test_grain_free_note_shows_what_cambi_reads_on_a_restoration_without_grain() -> None:
+    """A gentle ramp with grain scores low CAMBI; the same ramp with its grain smoothed away, very close to it
+    in PSNR, is an 8-bit staircase and scores high: the note reports both the fidelity and that score."""
+    from src.bench.quality import _clean_cambi, _grain_free_note
+
+    g = torch.Generator().manual_seed(0)
+    ramp = torch.linspace(0.30, 0.36, 384).expand(3, 256, 384)
+    clean = (ramp + torch.randn(1, 256, 384, generator=g) * 1.5 / 255).clamp(0, 1)
+    images = [("ramp", clean)]
+    grainy = float(_clean_cambi(images).split(", ")[1].split()[-1])  # "CAMBI mlc5 x"
+    note = _grain_free_note(images)
+    assert note.startswith("smoothed by a Gaussian of sigma 2 px")
+    psnr = float(note.split("smooth-region PSNR ")[1].split(" dB")[0])
+    smoothed = float(note.split("): ")[1].split(", ")[1].split()[-1])
+    assert psnr > 43  # the grain (1.5 codes std: 44.6 dB) is all it takes away
+    assert grainy < 1.0 and smoothed > grainy + 3.0
