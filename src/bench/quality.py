@@ -5,8 +5,10 @@ Each photo is resized (short side = ``--size``) and centre-cropped to ``size x s
 bits), in RGB (5 bits) followed by JPEG (quality 85), a real codec (libx264 at CRF 35, 8-bit 4:2:0, through
 PyAV), and ``stream_1080p``: the photo fit to a 1920x1080 frame (not the square crop) and passed through
 :func:`~src.data.degradations.stream_roundtrip` (4:2:0 BT.709, luma 6 / chroma 5 bits, then H.264 at CRF 30),
-the banding of low-bit-rate video; ``none`` (run only when named) leaves the crops clean, to show what each
-method changes in an image without banding. Every method (the banded input itself, ffmpeg's ``deband`` and
+the banding of low-bit-rate video. Run only when named: ``none`` leaves the crops clean, to show what each
+method changes in an image without banding, and ``stream_hevc``, ``stream_vp9``, ``stream_mpeg4`` and
+``stream_twice`` are ``stream_1080p`` through HEVC, VP9 or MPEG-4 Part 2 instead of H.264, or H.264 twice.
+Every method (the banded input itself, ffmpeg's ``deband`` and
 ``gradfun``, a plain luma-guided filter (``GUIDED``: the classical edge-aware smoother the default model's
 blend head draws on, with no network), the original recipe checkpoint at its schedule's steps, the default
 model at its default steps) restores every banded image, and the result is compared with the clean one. One
@@ -37,6 +39,7 @@ docs/deband.md, but small crops run less efficiently, so this overestimates a li
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import os
 import sys
@@ -125,7 +128,14 @@ SPEED_COLUMN = "s / 1080p frame"
 DEGRADATIONS = ("ycbcr_6_5", "rgb_jpeg", "h264", "stream_1080p")
 #: run only when named: ``none`` passes the clean crops through, to show what each method changes in an
 #: image without banding (the input row's PSNR is then infinite)
-OPTIONAL_DEGRADATIONS = ("none",)
+OPTIONAL_DEGRADATIONS = ("none", "stream_hevc", "stream_vp9", "stream_mpeg4", "stream_twice")
+#: the optional ``stream_*`` degradations: name suffix, codec, its quality, encodes, description
+STREAM_VARIANTS = (
+    ("hevc", "hevc", 30, 1, "encoded with HEVC (libx265, CRF 30) instead of H.264"),
+    ("vp9", "vp9", 45, 1, "encoded with VP9 (libvpx-vp9, CRF 45) instead of H.264"),
+    ("mpeg4", "mpeg4", 10, 1, "encoded with MPEG-4 Part 2 (quantizer 10) instead of H.264"),
+    ("twice", "h264", 30, 2, "encoded with H.264 at CRF 30 twice (a re-published video)"),
+)
 #: the published model's row in the no-reference mode
 PUBLISHED = "published model"
 
@@ -224,6 +234,16 @@ def make_degradations(
             lambda x: stream_roundtrip(x, luma_bits=6, chroma_bits=5, codec="h264", quality=30),
             frame=stream_frame,
             figure=True,
+        ),
+        # the same banding through other codecs, and published twice: does what is tuned on H.264 carry over?
+        *(
+            Degradation(
+                f"stream_{tag}",
+                f"as stream_1080p, but {desc}",
+                functools.partial(stream_roundtrip, luma_bits=6, chroma_bits=5, codec=codec, quality=q, passes=n),
+                frame=stream_frame,
+            )
+            for tag, codec, q, n, desc in STREAM_VARIANTS
         ),
         Degradation(
             "none",
@@ -774,8 +794,10 @@ def add_quality_args(p: argparse.ArgumentParser) -> None:
         "--degradations",
         default=",".join(DEGRADATIONS),
         help=f"comma-separated degradations to run (default: all of {', '.join(DEGRADATIONS)}; "
-        "stream_1080p works on whole 1080p frames and is the slow one on a CPU; 'none' runs on the clean "
-        "crops, to see what each method changes where there is no banding)",
+        "stream_1080p works on whole 1080p frames and is the slow one on a CPU; run only when named: 'none' "
+        "runs on the clean crops, to see what each method changes where there is no banding, and "
+        f"{', '.join('stream_' + v[0] for v in STREAM_VARIANTS)} are stream_1080p through other codecs or "
+        "encoded twice)",
     )
     p.add_argument(
         "--stream-size",
@@ -900,8 +922,6 @@ def _run_frames(
 
 def run_quality(args: argparse.Namespace) -> int:
     """The ``quality`` subcommand: evaluate, print the tables, write ``--out`` (and the figures)."""
-    import functools
-
     import torch
     from rich.console import Console
 

@@ -350,3 +350,28 @@ def test_grain_free_note_shows_what_cambi_reads_on_a_restoration_without_grain()
     smoothed = float(note.split("): ")[1].split(", ")[1].split()[-1])
     assert psnr > 43  # the grain (1.5 codes std: 44.6 dB) is all it takes away
     assert grainy < 1.0 and smoothed > grainy + 3.0
+
+
+def test_stream_codec_variants_are_optional_and_band_like_stream_1080p(tmp_path):
+    """The opt-in stream_* degradations work on whole frames with their own codec, and a run that names one
+    scores it on the frames."""
+    names = [f"stream_{v[0]}" for v in bq.STREAM_VARIANTS]
+    assert not set(names) & set(bq.DEGRADATIONS) and set(names) <= set(bq.OPTIONAL_DEGRADATIONS)
+    y, x = torch.meshgrid(torch.linspace(0, 1, 64), torch.linspace(0, 1, 96), indexing="ij")
+    clean = torch.stack([0.2 + 0.5 * x, 0.3 + 0.4 * y, 0.6 - 0.3 * (x + y) / 2])
+    outs = {}
+    for deg in bq.make_degradations(stream_frame=(64, 96), names=names):
+        assert deg.frame == (64, 96) and not deg.figure
+        outs[deg.name] = deg.apply(clean)
+        banded = outs[deg.name]
+        assert banded.shape == clean.shape
+        codes = banded * 255
+        assert torch.allclose(codes, codes.round(), atol=1e-3)  # an 8-bit decoded frame
+        assert 0.001 < float((banded - clean).abs().mean()) < 0.05  # banded, not destroyed
+    assert len({round(float(o.sum()), 3) for o in outs.values()}) == len(outs)  # each its own codec
+    _gradients(tmp_path / "imgs", n=1)
+    out = tmp_path / "q.md"
+    argv = ["quality", "--checkpoint", "none", "--images", str(tmp_path / "imgs"), "--stream-size", "96x64"]
+    assert main([*argv, "--degradations", "stream_vp9", "--speed", "extrapolate", "--out", str(out)]) == 0
+    table = _tables(out.read_text())["stream_vp9"]
+    assert math.isfinite(float(table["input (banded)"][0]))
