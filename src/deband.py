@@ -74,6 +74,15 @@ def _path_arg(text: str) -> Path:
     return Path(text)
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("indi-deband")
+    except PackageNotFoundError:  # run from a source tree that was not installed
+        return "unknown version"
+
+
 def build_parser() -> argparse.ArgumentParser:
     from src.colour.dither import DITHER_KINDS
     from src.inference.formats import VIDEO_CODECS
@@ -84,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    p.add_argument("--version", action="version", version=f"%(prog)s (indi-deband) {_version()}")
     p.add_argument(
         "inputs",
         nargs="+",

@@ -448,6 +448,15 @@ def test_help_explains_bit_depth(capsys) -> None:
     assert "blue-noise" in out and "16-bit" in out and "--video-bit-depth" in out
 
 
+def test_version_prints_the_installed_package_version(capsys) -> None:
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])  # no input or -o needed
+    assert e.value.code == 0
+    assert capsys.readouterr().out.strip() == f"deband (indi-deband) {version('indi-deband')}"
+
+
 def test_arguments_and_jobs_are_planned_before_torch_is_imported(tmp_path: Path) -> None:
     """deband starts its CPU-use sample and maps memory in while torch loads, so parsing and planning must
     not import it."""
