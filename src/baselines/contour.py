@@ -21,6 +21,10 @@ plateau with one border keeps its value (it may be a real extremum); blocks whos
 and corrections fade out past ``max_change`` codes. The correction, smoothed over 3 x 3 blocks and upsampled
 bilinearly, is added to the input, so detail finer than a block stays.
 
+Last, :func:`chroma_from_luma` refits Cb and Cr as local linear functions of the rebuilt luma where that fit
+is good and the input's chroma is flat: the chroma steps left after the ramps (colour blotches) follow the
+finer luma instead.
+
 It runs after the network (:class:`~src.inference.debander.Debander`): the network removes narrow bands
 and the codec's noise, this rebuilds the wide ones it cannot see across.
 """
@@ -40,7 +44,7 @@ from src.baselines.guided import box_mean
 from src.colour.yuv import rgb_to_ycbcr709, ycbcr709_to_rgb
 from src.utils.validate import check_float, check_int
 
-__all__ = ["ContourConfig", "ContourTracker", "contour_plane", "contour_fill"]
+__all__ = ["ContourConfig", "ContourTracker", "chroma_from_luma", "contour_plane", "contour_fill"]
 
 #: blocks searched around a level's blocks before the whole reach (most bands are narrower)
 NEAR = 24
@@ -60,6 +64,10 @@ class ContourConfig:
     step_match: float = 0.6
     min_blocks: int = 32
     min_width: float = 4.0  # in blocks: the two borders' distances added
+    # the chroma fit after the ramps (:func:`chroma_from_luma`); radius 0 turns it off
+    chroma_fit_radius: int = 32
+    chroma_fit_residual: float = 2.5
+    chroma_fit_max_change: float = 1.0
 
     def __post_init__(self) -> None:
         check_int("contour luma_block", self.luma_block, 1, 16)
@@ -72,6 +80,9 @@ class ContourConfig:
         check_float("contour step_match", self.step_match, 0.0, 1.0)
         check_int("contour min_blocks", self.min_blocks, 1, 1 << 20)
         check_float("contour min_width", self.min_width, 0.0, 64.0)
+        check_int("contour chroma_fit_radius", self.chroma_fit_radius, 0, 1024)
+        check_float("contour chroma_fit_residual", self.chroma_fit_residual, 0.0, 64.0)
+        check_float("contour chroma_fit_max_change", self.chroma_fit_max_change, 0.0, 64.0)
 
 
 def _pad_to(t: torch.Tensor, k: int) -> torch.Tensor:
@@ -213,31 +224,107 @@ def contour_plane(
     return out[0, 0, :h, :w]
 
 
-def _texture_weight(luma: torch.Tensor, cfg: ContourConfig) -> torch.Tensor:
-    """1 where the luma's 9 x 9 std is under ``texture_std`` codes, fading to 0 at 1.5x that."""
-    x = luma[None, None]
-    m, sq = box_mean(x, 4), box_mean(x * x, 4)
-    std = (sq - m * m).clamp_min(0).sqrt()[0, 0]
-    t = max(cfg.texture_std, 1e-9)
-    return (1.5 - std / t).clamp(0, 0.5) * 2
+def _local_std(x: torch.Tensor, r: int) -> torch.Tensor:
+    """Std over the ``(2r + 1)^2`` window of each plane of ``(C, H, W)`` -> ``(C, H, W)``."""
+    m, sq = box_mean(x[None], r), box_mean((x * x)[None], r)
+    return (sq - m * m).clamp_min(0).sqrt()[0]
 
 
-def contour_fill(rgb: torch.Tensor, cfg: ContourConfig = ContourConfig()) -> torch.Tensor:
-    """Contour-interpolate each Y'CbCr plane of ``rgb`` ``(3, H, W)`` or ``(B, 3, H, W)`` in [0, 1].
+def _texture_weight(std: torch.Tensor, texture_std: float) -> torch.Tensor:
+    """1 where ``std`` (the luma's 9 x 9 std, :func:`_local_std`) is under ``texture_std`` codes, fading to 0 at
+    1.5x that."""
+    return (1.5 - std / max(texture_std, 1e-9)).clamp(0, 0.5) * 2
 
-    Returns float32 of the same shape in [0, 1]. Flat regions between band borders become ramps; edges,
-    texture and regions that do not look like bands keep the input.
+
+#: the chroma fit's regularisation (codes^2), the luma std (codes, 9 x 9) above which it fades out (texture),
+#: and the reference chroma's std (codes, 5 x 5) from which it fades out (chroma that is not flat)
+FIT_EPS, FIT_TEXTURE_STD, FIT_FLAT_STD = 4.0, 3.0, 0.35
+#: the fit's coefficients are computed on copies shrunk by this factor (they vary smoothly anyway)
+FIT_SCALE = 8
+
+
+def chroma_from_luma(
+    ycc: torch.Tensor,
+    reference: torch.Tensor,
+    cfg: ContourConfig = ContourConfig(),
+    luma_std: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Refit the chroma of ``ycc`` ``(3, H, W)`` (BT.709 codes) as a local linear function of its luma.
+
+    Why: a chroma plane quantized more coarsely than the luma (4:2:0 streams keep a bit less in chroma) says
+    only which step the true colour was in; the luma, with finer steps and its ramps rebuilt, still carries
+    how the colour moved, since across a sky or a wall colour and brightness change together. What the
+    network and the ramps leave of the chroma steps, a few codes, is taken out this way; a window across a
+    step of 7 codes or more fails the residual test below and is left to the ramps. Over each ``2r + 1``
+    window (``chroma_fit_radius``) Cb and Cr are fitted as ``a * Y + b`` (least squares, like a guided
+    filter) and moved towards the fit, by at most ``chroma_fit_max_change`` codes, only where the fit is
+    good (its residual std under ``chroma_fit_residual`` codes, fading out at twice that), the luma is
+    flat (9 x 9 std under 3 codes) and ``reference``'s chroma is flat (the banded input: 5 x 5 std under
+    0.35 code, fading out at twice that), so edges between colours and photos' own chroma detail stay.
+    ``luma_std``: the luma's 9 x 9 std, when the caller has it. Returns float32 ``(3, H, W)`` with the luma
+    unchanged.
+    """
+    r = cfg.chroma_fit_radius
+    if r <= 0:
+        return ycc
+    h, w = ycc.shape[-2:]
+    size = (max(1, round(h / FIT_SCALE)), max(1, round(w / FIT_SCALE)))
+    small = F.interpolate(ycc[None], size=size, mode="area")
+    rs = max(1, round(r / FIT_SCALE))
+    g, c = small[:, :1], small[:, 1:]
+    mg, mc = box_mean(g, rs), box_mean(c, rs)
+    var_g = (box_mean(g * g, rs) - mg * mg).clamp_min(0)
+    cov = box_mean(g * c, rs) - mg * mc
+    var_c = box_mean(c * c, rs) - mc * mc
+    a = cov / (var_g + FIT_EPS)
+    b = mc - a * mg
+    # what the line leaves unexplained: large where the window holds several colours, or banding too coarse
+    resid = (var_c - a * cov).clamp_min(0)
+    tau = max(cfg.chroma_fit_residual, 1e-9)
+    good = (1 - resid / tau**2).clamp(0, 1)
+    a, b, good = (F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False)[0] for t in (a, b, good))
+    luma_std = _local_std(ycc[:1], 4)[0] if luma_std is None else luma_std
+    # the reference's chroma std over 6 x 6 px windows on a 2 px grid: its moments are pooled over 2 x 2 first
+    # (a quarter of the work at full size), offset so float32 keeps the variance of codes near 128
+    c = reference[None, 1:] - 128.0
+    m1, m2 = F.avg_pool2d(c, 2, ceil_mode=True), F.avg_pool2d(c * c, 2, ceil_mode=True)
+    var = (box_mean(m2, 1) - box_mean(m1, 1) ** 2)[0].clamp_min(0)
+    flat = (2 - var.sqrt() / FIT_FLAT_STD).clamp(0, 1)
+    flat = F.interpolate(flat[None], size=(h, w), mode="bilinear", align_corners=False)[0]
+    wgt = good * _texture_weight(luma_std, FIT_TEXTURE_STD) * flat
+    m = cfg.chroma_fit_max_change
+    d = ((a * ycc[:1] + b - ycc[1:]) * wgt).clamp(-m, m)
+    return torch.cat([ycc[:1], ycc[1:] + d])
+
+
+def contour_fill(
+    rgb: torch.Tensor, cfg: ContourConfig = ContourConfig(), reference: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Contour-interpolate each Y'CbCr plane of ``rgb`` ``(3, H, W)`` or ``(B, 3, H, W)`` in [0, 1], then refit
+    the chroma to the luma (:func:`chroma_from_luma`).
+
+    ``reference``: the banded input ``rgb`` was restored from (same shape), whose flat chroma the chroma fit
+    looks for; default ``rgb`` itself. Returns float32 of the same shape in [0, 1]. Flat regions between band
+    borders become ramps; edges, texture and regions that do not look like bands keep the input.
     """
     if rgb.ndim == 3:
-        return contour_fill(rgb[None], cfg)[0]
+        return contour_fill(rgb[None], cfg, None if reference is None else reference[None])[0]
     if rgb.ndim != 4 or rgb.shape[1] != 3:
         raise ValueError(f"contour_fill expects (3, H, W) or (B, 3, H, W), got {tuple(rgb.shape)}")
+    rgb = rgb.detach().to("cpu", torch.float32)
+    same = reference is None
+    reference = rgb if same else reference.detach().to("cpu", torch.float32)
+    if reference.shape != rgb.shape:
+        raise ValueError(f"contour_fill: reference {tuple(reference.shape)} does not match {tuple(rgb.shape)}")
     outs = []
-    for img in rgb.detach().to("cpu", torch.float32):
+    for img, ref in zip(rgb, reference):
         ycc = rgb_to_ycbcr709(img)
-        wt = _texture_weight(ycc[0], cfg)
+        luma_std = _local_std(ycc[:1], 4)[0]
+        wt = _texture_weight(luma_std, cfg.texture_std)
         planes = [contour_plane(p, cfg, wt, cfg.luma_block if i == 0 else cfg.chroma_block) for i, p in enumerate(ycc)]
-        outs.append(ycbcr709_to_rgb(torch.stack(planes)))
+        # the ramps changed the luma's std only where it was flat: the texture test reads the same
+        out = chroma_from_luma(torch.stack(planes), ycc if same else rgb_to_ycbcr709(ref), cfg, luma_std)
+        outs.append(ycbcr709_to_rgb(out))
     return torch.stack(outs).clamp(0, 1).to(torch.float32)
 
 
@@ -291,7 +378,7 @@ class ContourTracker:
             if self._reused < self.max_reuse and moved < self.still_fraction:
                 self._reused += 1
                 return (net_out + prev_corr).clamp(0, 1)
-        corr = contour_fill(net_out, self.cfg) - net_out
+        corr = contour_fill(net_out, self.cfg, frame) - net_out
         self.passes += 1
         if static is not None:
             corr = corr + static * self.carry * (self._prev[1] - corr)

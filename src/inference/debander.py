@@ -201,7 +201,7 @@ class Debander:
                 out = run_tiled(restore, x, tile, overlap, callback=callback)
         # whole-image pass: a band can be wider than a tile
         if contour and self.contour is not None:
-            out = contour_fill(out, self.contour)
+            out = contour_fill(out, self.contour, x)
         return keep_clipped(x, out)
 
     def _net_fn(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

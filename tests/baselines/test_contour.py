@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from src.baselines.contour import ContourConfig, contour_fill, contour_plane
+from src.baselines.contour import ContourConfig, chroma_from_luma, contour_fill, contour_plane
 from src.colour.yuv import rgb_to_ycbcr709, ycbcr709_to_rgb
 from src.utils.errors import ConfigError
 
@@ -77,6 +77,47 @@ def test_plane_changes_at_most_max_change_fade():
     assert torch.equal(contour_plane(p), p.double())
 
 
+def _sky(h: int = 96, w: int = 768) -> torch.Tensor:
+    """BT.709 codes ``(3, h, w)`` of a sky: luma rising 40 codes left to right, Cb falling 40 codes with it and
+    Cr rising 20."""
+    y = torch.linspace(100, 140, w).view(1, 1, w).expand(1, h, w)
+    return torch.cat([y, 150 - (y - 100), 120 + 0.5 * (y - 100)]).float()
+
+
+def test_chroma_steps_are_refitted_to_the_luma():
+    clean = _sky()
+    banded = clean.clone()
+    banded[1:] = torch.round(banded[1:] / 4) * 4  # chroma plateaus 4 codes apart, about 77 px wide; luma kept
+    out = chroma_from_luma(banded, banded)
+    inner = (slice(1, 3), slice(None), slice(64, -64))
+    before = (banded - clean)[inner].abs().mean().item()
+    after = (out - clean)[inner].abs().mean().item()
+    assert before > 0.9 and after < 0.7 * before
+    assert torch.equal(out[0], banded[0])  # luma untouched
+    assert (out - banded)[1:].abs().max().item() <= ContourConfig().chroma_fit_max_change + 1e-5
+    assert torch.equal(chroma_from_luma(banded, banded, ContourConfig(chroma_fit_radius=0)), banded)
+
+
+def test_chroma_fit_leaves_colour_edges_and_unbanded_chroma_alone():
+    # two colours of one luma side by side: no line through luma explains them
+    edge = torch.tensor([120.0, 128.0, 128.0]).view(3, 1, 1).repeat(1, 96, 768)
+    edge[1, :, 384:] += 12
+    moved = (chroma_from_luma(edge, edge) - edge).abs()
+    assert moved.max().item() < 0.5 and moved[:, :, 376:392].max().item() < 1e-3  # nothing at the edge itself
+    # the photo's own chroma detail (chroma that is not flat in the reference) stays
+    g = torch.Generator().manual_seed(0)
+    detail = _sky()
+    detail[1:] += torch.randn(2, 96, 768, generator=g)
+    assert (chroma_from_luma(detail, detail) - detail).abs().mean().item() < 0.02
+
+
+def test_contour_fill_reference_must_match():
+    x = _band(_ramp(40, 64, 20, 40), 4).float()
+    assert torch.equal(contour_fill(x, reference=x), contour_fill(x))
+    with pytest.raises(ValueError, match="reference"):
+        contour_fill(x, reference=x[:, :20])
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [
@@ -88,6 +129,9 @@ def test_plane_changes_at_most_max_change_fade():
         {"step_match": 1.5},
         {"max_change": "x"},
         {"min_width": -1.0},
+        {"chroma_fit_radius": -1},
+        {"chroma_fit_residual": -0.5},
+        {"chroma_fit_max_change": float("nan")},
     ],
 )
 def test_config_checked(kwargs):
