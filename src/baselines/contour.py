@@ -258,9 +258,10 @@ def chroma_from_luma(
     step of 7 codes or more fails the residual test below and is left to the ramps. Over each ``2r + 1``
     window (``chroma_fit_radius``) Cb and Cr are fitted as ``a * Y + b`` (least squares, like a guided
     filter) and moved towards the fit, by at most ``chroma_fit_max_change`` codes, only where the fit is
-    good (its residual std under ``chroma_fit_residual`` codes, fading out at twice that), the luma is
-    flat (9 x 9 std under 3 codes) and ``reference``'s chroma is flat (the banded input: 5 x 5 std under
-    0.35 code, fading out at twice that), so edges between colours and photos' own chroma detail stay.
+    good (weighted by ``1 - (residual std / chroma_fit_residual)^2``, 0 beyond), the luma is
+    flat (9 x 9 std under 3 codes, fading out at 4.5) and ``reference``'s chroma is flat (the banded input:
+    std over about 6 x 6 px under 0.35 code, fading out at twice that), so edges between colours and photos'
+    own chroma detail stay.
     ``luma_std``: the luma's 9 x 9 std, when the caller has it. Returns float32 ``(3, H, W)`` with the luma
     unchanged.
     """
