@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from src.baselines.filters import max3
-from src.baselines.guided import box_mean
+from src.baselines.guided import box_mean, linear_fit
 from src.colour.yuv import rgb_to_ycbcr709, ycbcr709_to_rgb
 from src.utils.validate import check_float, check_int
 
@@ -237,7 +237,7 @@ def _texture_weight(std: torch.Tensor, texture_std: float) -> torch.Tensor:
 
 
 #: the chroma fit's regularisation (codes^2), the luma std (codes, 9 x 9) above which it fades out (texture),
-#: and the reference chroma's std (codes, 5 x 5) from which it fades out (chroma that is not flat)
+#: and the reference chroma's std (codes, about 6 x 6 px) from which it fades out (chroma that is not flat)
 FIT_EPS, FIT_TEXTURE_STD, FIT_FLAT_STD = 4.0, 3.0, 0.35
 #: the fit's coefficients are computed on copies shrunk by this factor (they vary smoothly anyway)
 FIT_SCALE = 8
@@ -272,15 +272,9 @@ def chroma_from_luma(
     size = (max(1, round(h / FIT_SCALE)), max(1, round(w / FIT_SCALE)))
     small = F.interpolate(ycc[None], size=size, mode="area")
     rs = max(1, round(r / FIT_SCALE))
-    g, c = small[:, :1], small[:, 1:]
-    mg, mc = box_mean(g, rs), box_mean(c, rs)
-    var_g = (box_mean(g * g, rs) - mg * mg).clamp_min(0)
-    cov = box_mean(g * c, rs) - mg * mc
-    var_c = box_mean(c * c, rs) - mc * mc
-    a = cov / (var_g + FIT_EPS)
-    b = mc - a * mg
-    # what the line leaves unexplained: large where the window holds several colours, or banding too coarse
-    resid = (var_c - a * cov).clamp_min(0)
+    # the residual, what the line leaves unexplained, is large where the window holds several colours or
+    # banding too coarse for it
+    a, b, resid = linear_fit(small[:, 1:], small[:, :1], rs, FIT_EPS, residual=True)
     tau = max(cfg.chroma_fit_residual, 1e-9)
     good = (1 - resid / tau**2).clamp(0, 1)
     a, b, good = (F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False)[0] for t in (a, b, good))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["box_mean", "guided_filter", "guided_scale", "luma"]
+__all__ = ["box_mean", "guided_filter", "guided_scale", "linear_fit", "luma"]
 
 
 def luma(x: torch.Tensor) -> torch.Tensor:
@@ -67,12 +67,24 @@ def guided_scale(r: int) -> int:
     return 1 if r < 4 else 2 if r < 8 else 4
 
 
-def _coefficients(x: torch.Tensor, g: torch.Tensor, r: int, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """The window-averaged ``a``, ``b`` of ``x ~ a * g + b`` fitted over each ``(2r + 1)^2`` window."""
+def linear_fit(
+    x: torch.Tensor, g: torch.Tensor, r: int, eps: float, residual: bool = False
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """``a``, ``b`` of ``x ~ a * g + b`` fitted (ridge ``eps`` on ``a``) over the ``(2r + 1)^2`` window around
+    every pixel of ``x`` ``(B, C, H, W)`` and ``g`` ``(B, 1, H, W)``; with ``residual``, also the variance of
+    ``x`` the line leaves unexplained there (else None)."""
     mean_g = box_mean(g, r)
     mean_x = box_mean(x, r)
     cov = box_mean(g * x, r) - mean_g * mean_x
     var = box_mean(g * g, r) - mean_g * mean_g
     a = cov / (var.clamp_min(0) + eps)
     b = mean_x - a * mean_g
+    if not residual:
+        return a, b, None
+    return a, b, (box_mean(x * x, r) - mean_x * mean_x - a * cov).clamp_min(0)
+
+
+def _coefficients(x: torch.Tensor, g: torch.Tensor, r: int, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The window-averaged ``a``, ``b`` of ``x ~ a * g + b`` fitted over each ``(2r + 1)^2`` window."""
+    a, b, _ = linear_fit(x, g, r, eps)
     return box_mean(a, r), box_mean(b, r)

@@ -6,7 +6,7 @@ import kornia
 import pytest
 import torch
 
-from src.baselines.guided import box_mean, guided_filter, luma
+from src.baselines.guided import box_mean, guided_filter, linear_fit, luma
 
 
 def test_box_mean_matches_a_padded_average():
@@ -92,3 +92,18 @@ def test_fast_form_scales_keep_a_window():
 
     assert [guided_scale(r) for r in (1, 3, 4, 7, 8, 16, 32)] == [1, 1, 2, 2, 4, 4, 4]
     assert all(r / guided_scale(r) >= 2 for r in (4, 5, 8, 16))
+
+
+def test_linear_fit_finds_the_line_and_what_it_leaves():
+    g = torch.Generator().manual_seed(0)
+    guide = torch.rand(1, 1, 48, 64, generator=g)
+    noise = 0.1 * torch.randn(1, 2, 48, 64, generator=g)
+    x = torch.cat([2 * guide + 3, 1 - guide], 1)
+    a, b, resid = linear_fit(x, guide, 4, 1e-9, residual=True)
+    assert torch.allclose(a[:, 0], torch.full_like(a[:, 0], 2.0), atol=1e-3)
+    assert torch.allclose(b[:, 1], torch.ones_like(b[:, 1]), atol=1e-3)
+    assert resid.abs().max().item() < 1e-5
+    # noise the guide cannot explain stays in the residual, about its variance
+    _, _, resid = linear_fit(x + noise, guide, 4, 1e-9, residual=True)
+    assert 0.005 < resid.mean().item() < 0.012
+    assert linear_fit(x, guide, 4, 1e-3)[2] is None
