@@ -126,9 +126,6 @@ DIGITS = {
 SPEED_COLUMN = "s / 1080p frame"
 #: every degradation's name, in table order (``--degradations`` picks some)
 DEGRADATIONS = ("ycbcr_6_5", "rgb_jpeg", "h264", "stream_1080p")
-#: run only when named: ``none`` passes the clean crops through, to show what each method changes in an
-#: image without banding (the input row's PSNR is then infinite)
-OPTIONAL_DEGRADATIONS = ("none", "stream_hevc", "stream_vp9", "stream_mpeg4", "stream_twice")
 #: the optional ``stream_*`` degradations: name suffix, codec, its quality, encodes, description
 STREAM_VARIANTS = (
     ("hevc", "hevc", 30, 1, "encoded with HEVC (libx265, CRF 30) instead of H.264"),
@@ -136,6 +133,9 @@ STREAM_VARIANTS = (
     ("mpeg4", "mpeg4", 10, 1, "encoded with MPEG-4 Part 2 (quantizer 10) instead of H.264"),
     ("twice", "h264", 30, 2, "encoded with H.264 at CRF 30 twice (a re-published video)"),
 )
+#: run only when named: ``none`` passes the clean crops through, to show what each method changes in an
+#: image without banding (the input row's PSNR is then infinite), and the ``stream_*`` variants above
+OPTIONAL_DEGRADATIONS = ("none", *(f"stream_{v[0]}" for v in STREAM_VARIANTS))
 #: the published model's row in the no-reference mode
 PUBLISHED = "published model"
 
