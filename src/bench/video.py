@@ -1,8 +1,10 @@
 """``python -m src.bench video``: debanding real video clips, side by side with ffmpeg's ``deband``.
 
 Clips are made from the held-out photos (``python -m src.data.fetch``): a camera window moving over each
-photo (``drift``: 0.25 px right and 0.1 px down per frame, as a hand-held shot of a still scene; ``pan``: 4 px
-per frame), banded like streamed video (:func:`~src.data.degradations.stream_clip`: 4:2:0, luma 6 / chroma 5
+photo (``drift``: 0.25 px right and 0.1 px down per frame, a slow steady move; ``pan``: 4 px per frame;
+``zoom``: a push-in, the window 0.2% smaller each frame about its centre; ``shake``: a hand-held camera, the
+window jittering by a seeded random walk of about 1.5 px per frame, pulled back towards its start), banded
+like streamed video (:func:`~src.data.degradations.stream_clip`: 4:2:0, luma 6 / chroma 5
 bits, the whole clip through libx264 at CRF 30) and written as an MP4. Each method restores that file:
 
 - ``deband`` (also ``--no-contour``, and ``--video-bit-depth 10``: 10-bit output, not dithered):
@@ -37,13 +39,37 @@ from src.utils.errors import ConfigError, DataError
 
 __all__ = ["MOTIONS", "make_clip", "flicker", "add_video_args", "run_video"]
 
-#: motion name -> (x, y) pixels per frame
-MOTIONS = {"drift": (0.25, 0.1), "pan": (4.0, 0.0)}
+#: steady moves: motion name -> (x, y) pixels per frame
+MOVES = {"drift": (0.25, 0.1), "pan": (4.0, 0.0)}
+#: ``zoom``: the fraction by which the window shrinks each frame, about its centre
+ZOOM_PER_FRAME = 0.002
+#: ``shake``: the random walk's step (px std per frame and axis) and the share of its offset kept each frame
+SHAKE_STEP, SHAKE_KEEP = 1.5, 0.8
+#: every motion :func:`make_clip` knows
+MOTIONS = (*MOVES, "zoom", "shake")
+
+
+def _path(motion: str, frames: int) -> tuple[list[float], list[float], list[float]]:
+    """Per frame: the window's scale (1: the clip's size), x and y offsets (px) of ``motion``."""
+    if motion in MOVES:
+        dx, dy = MOVES[motion]
+        return [1.0] * frames, [i * dx for i in range(frames)], [i * dy for i in range(frames)]
+    if motion == "zoom":
+        return [(1 - ZOOM_PER_FRAME) ** i for i in range(frames)], [0.0] * frames, [0.0] * frames
+    # shake: the same jitter for every clip (seeded), so runs compare
+    gen = torch.Generator().manual_seed(0)
+    steps = torch.randn(frames, 2, generator=gen) * SHAKE_STEP
+    off, xs, ys = torch.zeros(2), [], []
+    for i in range(frames):
+        off = SHAKE_KEEP * off + steps[i] if i else off
+        xs.append(float(off[0]))
+        ys.append(float(off[1]))
+    return [1.0] * frames, xs, ys
 
 
 def make_clip(photo: torch.Tensor, size: tuple[int, int], frames: int, motion: str) -> list[torch.Tensor]:
-    """``frames`` views ``(3, h, w)`` of ``photo`` ``(3, H, W)`` in [0, 1] through a window moving by
-    :data:`MOTIONS` ``[motion]`` per frame (bilinear, sub-pixel)."""
+    """``frames`` views ``(3, h, w)`` of ``photo`` ``(3, H, W)`` in [0, 1] through a window that moves as
+    ``motion`` (one of :data:`MOTIONS`) says, sampled bilinearly (sub-pixel)."""
     import torch.nn.functional as F
 
     from src.bench.quality import fit_frame
@@ -51,14 +77,23 @@ def make_clip(photo: torch.Tensor, size: tuple[int, int], frames: int, motion: s
     if motion not in MOTIONS:
         raise ConfigError(f"motion must be one of {', '.join(MOTIONS)}; got {motion!r}")
     h, w = size
-    dx, dy = MOTIONS[motion]
-    mx, my = math.ceil(abs(dx) * frames) + 2, math.ceil(abs(dy) * frames) + 2
+    scales, oxs, oys = _path(motion, frames)
+    # the photo, fitted to the window plus room for every offset on both sides of where the window starts
+    if motion in MOVES:  # a frame's worth more than the last offset (the clips the documented figures used)
+        x0 = y0 = 1
+        mx, my = (math.ceil(abs(d) * frames) + 2 for d in MOVES[motion])
+    else:
+        x0, y0 = math.ceil(-min(0.0, *oxs)) + 1, math.ceil(-min(0.0, *oys)) + 1  # where the window starts
+        mx, my = x0 + math.ceil(max(0.0, *oxs)) + 1, y0 + math.ceil(max(0.0, *oys)) + 1
     big = fit_frame(photo.float(), h + my, w + mx)
     out = []
-    for i in range(frames):
-        # normalised sampling grid of the window shifted by (i dx, i dy) pixels
-        ys = (torch.arange(h) + 1 + i * dy + 0.5) / (h + my) * 2 - 1
-        xs = (torch.arange(w) + 1 + i * dx + 0.5) / (w + mx) * 2 - 1
+    for s, ox, oy in zip(scales, oxs, oys):
+        # each output pixel's centre in the big frame (scaled about the window's centre), then normalised
+        ry, rx = torch.arange(h) + 0.5, torch.arange(w) + 0.5
+        if s != 1:
+            ry, rx = h / 2 + (ry - h / 2) * s, w / 2 + (rx - w / 2) * s
+        ys = (ry + y0 + oy) / (h + my) * 2 - 1
+        xs = (rx + x0 + ox) / (w + mx) * 2 - 1
         gy, gx = torch.meshgrid(ys, xs, indexing="ij")
         grid = torch.stack([gx, gy], -1)[None]
         out.append(F.grid_sample(big[None], grid, mode="bilinear", align_corners=False)[0].clamp(0, 1))

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from src.bench.__main__ import main
-from src.bench.video import MOTIONS, flicker, make_clip
+from src.bench.video import MOVES, flicker, make_clip
 from tests.bench.test_quality import _gradients
 from tests.inference.fixtures import save_tiny_checkpoint
 
@@ -21,9 +21,28 @@ def test_make_clip_moves_the_window():
     # a horizontal ramp seen through a window moving right gets brighter, the faster the more
     drift_step, pan_step = (still[1] - still[0]).mean().item(), (pan[1] - pan[0]).mean().item()
     assert 0 < drift_step < pan_step
-    assert pan_step / drift_step == pytest.approx(MOTIONS["pan"][0] / MOTIONS["drift"][0], rel=0.35)
+    assert pan_step / drift_step == pytest.approx(MOVES["pan"][0] / MOVES["drift"][0], rel=0.35)
     with pytest.raises(Exception, match="motion"):
-        make_clip(photo, (32, 48), 2, "zoom")
+        make_clip(photo, (32, 48), 2, "spin")
+
+
+def test_zoom_pushes_in_about_the_centre():
+    photo = torch.linspace(0, 1, 400).view(1, 1, -1).expand(3, 240, 400).clone()
+    clip = make_clip(photo, (64, 96), 12, "zoom")
+    first, last = clip[0][0, 32], clip[-1][0, 32]
+    # a horizontal ramp seen closer: the left edge brightens, the right edge darkens, the centre stays
+    assert last[0] > first[0] + 1e-3 and last[-1] < first[-1] - 1e-3
+    assert abs(float(last[47:49].mean() - first[47:49].mean())) < 2e-3
+    # and the window spans less of it
+    assert float(last[-1] - last[0]) < float(first[-1] - first[0])
+
+
+def test_shake_jitters_the_same_way_every_run():
+    photo = torch.rand(3, 120, 200)
+    a, b = make_clip(photo, (32, 48), 8, "shake"), make_clip(photo, (32, 48), 8, "shake")
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    # every frame moved against the one before (a hand-held camera never holds still)
+    assert all(float((a[i] - a[i - 1]).abs().mean()) > 1e-3 for i in range(1, 8))
 
 
 def test_flicker_counts_only_flat_static_pixels():
@@ -61,7 +80,7 @@ def test_video_benchmark_end_to_end(tmp_path, capsys):
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--motion", "zoom"], "--motion"),
+        (["--motion", "spin"], "--motion"),
         (["--frames", "1"], "--frames"),
         (["--size", "63x48"], "even"),
         (["--images", "/nonexistent"], "no photos"),
