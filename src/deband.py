@@ -38,8 +38,8 @@ output bit depth:
   * Videos: --video-bit-depth 10 (yuv420p10le) avoids the problem at the source and is recommended
     (best with --codec libx265); it is not dithered (its steps are a quarter of an 8-bit code) and
     comes out smaller than 8-bit. 8-bit video (the default for 8-bit inputs, plays everywhere) is dithered.
-    In both, a sample keeps last frame's code while its value moves less than --video-hold codes, so
-    still content stays still through the encoder.
+    In both, a sample keeps last frame's code while its value moves less than --video-hold 8-bit codes
+    (4 times as many 10-bit codes), so still content stays still through the encoder.
 
 outputs:
   One input file: -o names the output file (its extension picks the format), or an existing folder.
@@ -182,9 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.5,
         metavar="CODES",
-        help="a video sample keeps its code from the previous frame until its value has moved this many codes "
-        "(default 0.5; still content then stays bit-identical instead of re-dithered, less flicker after the "
-        "encoder; 0 turns it off)",
+        help="a video sample keeps its code from the previous frame until its value has moved this many 8-bit "
+        "codes (default 0.5; 4 times as many codes of 10-bit output; still content then stays bit-identical "
+        "instead of re-dithered, less flicker after the encoder; 0 turns it off)",
     )
     g.add_argument(
         "--batch",

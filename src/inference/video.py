@@ -55,7 +55,7 @@ class VideoOptions:
     preset: str = "medium"
     bit_depth: int | None = None  # None: 10 if the input has more than 8 bits, else 8
     dither: str = "blue-noise"
-    hold: float = 0.5  # codes a sample's value may move before its code changes (HeldQuantizer; 0: off)
+    hold: float = 0.5  # 8-bit codes a sample's value may move before its code changes (HeldQuantizer; 0: off)
     start: float | None = None
     duration: float | None = None
     batch: int | None = None  # frames debanded together; None: frames_per_batch()

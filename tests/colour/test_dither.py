@@ -116,6 +116,14 @@ def test_held_quantizer_follows_changes_of_hold_or_more() -> None:
     assert (hq(0, np.full((8, 8), 0.5), 10, "none") == 512).all()
 
 
+def test_held_quantizer_holds_the_same_change_of_value_at_10_bits() -> None:
+    base = np.full((16, 16), 400.25 / 1023)
+    hq = HeldQuantizer(hold=0.5)  # half an 8-bit code: 2 codes at 10 bits
+    assert (hq(0, base, 10, "none") == 400).all()
+    assert (hq(0, base + 1.5 / 1023, 10, "none") == 400).all()  # 401.75: 1.5 codes from the value that set it
+    assert (hq(0, base + 2.5 / 1023, 10, "none") == 403).all()  # 402.75: 2.5 codes away, requantized
+
+
 def test_held_quantizer_with_hold_zero_is_quantize() -> None:
     x = np.random.default_rng(1).random((16, 16))
     hq = HeldQuantizer(hold=0.0)
