@@ -1,7 +1,12 @@
+import subprocess
+import sys
+
+import numpy as np
 import pytest
 import torch
 
-from src.baselines.contour import ContourConfig, chroma_from_luma, contour_fill, contour_plane
+import src.baselines.contour as contour
+from src.baselines.contour import ContourConfig, chroma_from_luma, contour_fill, contour_plane, nearest_target
 from src.colour.yuv import rgb_to_ycbcr709, ycbcr709_to_rgb
 from src.utils.errors import ConfigError
 
@@ -209,3 +214,28 @@ def test_block_range_is_max_minus_min_pooling(k):
 
     t = torch.rand(1, 1, 6 * k, 10 * k, generator=torch.Generator().manual_seed(k)) * 255
     assert torch.equal(_block_range(t, k), F.max_pool2d(t, k) + F.max_pool2d(-t, k))
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_nearest_target_is_scipys_feature_transform(fast, monkeypatch):
+    from scipy import ndimage
+
+    if not fast:  # the public API, used where scipy's compiled module cannot be loaded on its own
+        monkeypatch.setattr(contour, "_feature_transform_fn", lambda: None)
+    else:
+        assert contour._feature_transform_fn() is not None
+    rng = np.random.default_rng(0)
+    for p in (0.002, 0.05, 0.5):
+        target = rng.random((57, 91)) < p
+        target[0, 0] = True
+        want = ndimage.distance_transform_edt(~target, return_distances=False, return_indices=True)
+        got = nearest_target(target)
+        for w, g in zip(want, got):
+            np.testing.assert_array_equal(g, w)
+
+
+def test_contour_pass_does_not_import_scipy_ndimage():
+    # the package's import takes 0.2-0.45 s, a tenth of a one-image deband run
+    code = "import sys, src.baselines.contour as c; c._feature_transform_fn(); print('scipy.ndimage' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
