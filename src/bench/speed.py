@@ -106,7 +106,9 @@ def _size(name: str) -> tuple[int, int]:
 
 
 def _test_frame(size: str):  # noqa: ANN202 - torch.Tensor (torch imported lazily)
-    """``(1, 3, H, W)`` in [0, 1]: a smooth gradient plus noise (speed does not depend on content)."""
+    """``(1, 3, H, W)`` in [0, 1]: a smooth gradient plus noise. The network's time does not depend on content;
+    the contour pass's grows with the number of code levels, and this full-range gradient holds more than a
+    real frame does (0.65 s against 0.4 s for ``banded-2.png`` at 1080p)."""
     import torch
 
     h, w = _size(size)
