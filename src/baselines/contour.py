@@ -41,12 +41,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from src.baselines.contour_gate import DEFAULT_GATE, gate_features, load_gate
 from src.baselines.filters import max3
 from src.baselines.guided import box_mean, linear_fit
 from src.colour.yuv import rgb_to_ycbcr709, ycbcr709_to_rgb
+from src.utils.errors import ConfigError
 from src.utils.validate import check_float, check_int
 
-__all__ = ["ContourConfig", "ContourTracker", "chroma_from_luma", "contour_plane", "contour_fill"]
+__all__ = ["ContourConfig", "ContourTracker", "chroma_from_luma", "contour_plane", "contour_fill", "gate_examples"]
 
 #: blocks searched around a level's blocks before the whole reach (most bands are narrower)
 NEAR = 24
@@ -113,6 +115,9 @@ class ContourConfig:
     chroma_fit_radius: int = 32
     chroma_fit_residual: float = 2.5
     chroma_fit_max_change: float = 1.0
+    # how much of each ramp to apply: "learned" (the shipped gate, src/weights/contour_gate.pt), "rules" (the
+    # hand rules alone) or the path of a gate fitted by `python -m src.train_gate`
+    gate: str = "learned"
 
     def __post_init__(self) -> None:
         check_int("contour luma_block", self.luma_block, 1, 16)
@@ -128,6 +133,8 @@ class ContourConfig:
         check_int("contour chroma_fit_radius", self.chroma_fit_radius, 0, 1024)
         check_float("contour chroma_fit_residual", self.chroma_fit_residual, 0.0, 64.0)
         check_float("contour chroma_fit_max_change", self.chroma_fit_max_change, 0.0, 64.0)
+        if not isinstance(self.gate, str) or not self.gate:
+            raise ConfigError(f"contour gate must be 'learned', 'rules' or a file path, got {self.gate!r}")
 
 
 def _pad_to(t: torch.Tensor, k: int) -> torch.Tensor:
@@ -214,17 +221,34 @@ def _distances(
     return dist, val, pos
 
 
-def contour_plane(
-    plane: torch.Tensor, cfg: ContourConfig = ContourConfig(), weight: torch.Tensor | None = None, block: int = 4
-) -> torch.Tensor:
-    """One plane of codes ``(H, W)`` float -> the contour-interpolated plane ``(H, W)`` float32, worked on
-    ``block`` x ``block`` block means.
+@dataclass
+class _PlaneGeometry:
+    """What :func:`contour_plane` works out on one plane's block grid ``(h, w)`` before it moves anything."""
 
-    ``weight`` ``(H, W)`` in [0, 1] scales the correction per pixel (0: keep the input there).
-    """
-    check_int("contour block", block, 1, 16)
+    t: torch.Tensor  # the plane padded to whole blocks, (1, 1, H, W)
+    lo_t: torch.Tensor  # its block means, (1, 1, h, w)
+    trust: torch.Tensor  # 0 on blocks spanning more than a step and their neighbours, (1, 1, h, w)
+    wt: torch.Tensor  # the per-pixel weight, padded, (1, 1, H, W)
+    ramp_blocks: np.ndarray  # bool: blocks with a border above and one below (and trusted, not texture)
+    change: np.ndarray  # the ramp's value minus the block's
+    weight: np.ndarray  # the hand rules' share of the ramp
+    features: dict[str, object]  # the inputs of :func:`~src.baselines.contour_gate.gate_features`
+
+
+def _block_std(t: torch.Tensor, k: int) -> np.ndarray:
+    m, sq = F.avg_pool2d(t, k), F.avg_pool2d(t * t, k)
+    return (sq - m * m).clamp_min(0).sqrt()[0, 0].double().numpy()
+
+
+def _plane_geometry(
+    plane: torch.Tensor,
+    cfg: ContourConfig,
+    weight: torch.Tensor | None,
+    block: int,
+    reference: torch.Tensor | None,
+    channel: int,
+) -> _PlaneGeometry:
     k = block
-    h, w = plane.shape
     # float32 at full resolution (codes need ~1e-4 precision); the block-level geometry runs in float64
     t = _pad_to(plane.to(torch.float32)[None, None], k)
     lo_t = F.avg_pool2d(t, k)
@@ -235,8 +259,9 @@ def contour_plane(
     trust = (span <= cfg.max_step).to(torch.float32)
     trust = -max3(-trust)
     wt = torch.ones_like(t) if weight is None else _pad_to(weight.to(torch.float32)[None, None], k)
+    wt_blocks = F.avg_pool2d(wt, k)
     # only blocks that can move (and their 3 x 3 neighbours, which the smoothing below reads) need distances
-    active = max3(trust * (F.avg_pool2d(wt, k) > 0.5))[0, 0].numpy() > 0
+    active = max3(trust * (wt_blocks > 0.5))[0, 0].numpy() > 0
     # the two searches are independent, and scipy's transforms release the GIL
     with ThreadPoolExecutor(2 if torch.get_num_threads() > 1 else 1) as pool:
         (a, vu, pu), (b, vd, pd) = pool.map(lambda up: _distances(lo, levels, active, cfg, k, up), (True, False))
@@ -248,27 +273,92 @@ def contour_plane(
         uy, ux, dy, dx = pu[0] - gi, pu[1] - gj, pd[0] - gi, pd[1] - gj
         cos = (uy * dy + ux * dx) / np.maximum(np.hypot(uy, ux) * np.hypot(dy, dx), 1e-9)
     # borders on opposite sides: a band crossing; on the same side: a blotch or a ridge, left alone
-    wgt = np.clip(0.5 - cos, 0.0, 1.0)
+    opposite = np.clip(0.5 - cos, 0.0, 1.0)
     # bit-depth bands step by about the same amount up and down; a codec's flat blocks do not
     with np.errstate(invalid="ignore", divide="ignore"):
         su, sd = vu - lo, lo - vd
         ratio = np.minimum(su, sd) / np.maximum(su, sd)
-    wgt = wgt * np.clip((ratio - cfg.step_match) / 0.2, 0.0, 1.0)
+    regular = np.clip((ratio - cfg.step_match) / 0.2, 0.0, 1.0)
     # a band is a plateau some blocks across; on a smooth gradient steep enough to step a threshold from one
     # block to the next, every block is a level of its own with both borders a block away: nothing to rebuild
     with np.errstate(invalid="ignore"):
-        wgt = wgt * np.clip((a + b - cfg.min_width) / 2.0, 0.0, 1.0)
+        wide = np.clip((a + b - cfg.min_width) / 2.0, 0.0, 1.0)
+    rules = np.nan_to_num(opposite * regular * wide)
     # only blocks between two borders move: a plateau with one border may be a real extremum
-    f = np.where(fa & fb, lo + wgt * (ramp - lo), lo)
+    both = fa & fb
+    change = np.where(both, np.nan_to_num(ramp - lo), 0.0)
+    ramp_blocks = both & (trust[0, 0].numpy() > 0) & (wt_blocks[0, 0].numpy() > 0)
+    ref = t if reference is None else _pad_to(reference.to(torch.float32)[None, None], k)
+    features = dict(
+        lo=lo, dist_up=a, dist_down=b, step_up=su, step_down=sd, cos=cos, change=change, weight=rules,
+        opposite=opposite, regular=regular, channel=channel, block=k, block_range=span[0, 0].double().numpy(),
+        texture=wt_blocks[0, 0].double().numpy(), in_std=_block_std(ref, k), out_std=_block_std(t, k),
+        in_range=_block_range(ref, k)[0, 0].double().numpy(),
+    )  # fmt: skip
+    return _PlaneGeometry(t, lo_t, trust, wt, ramp_blocks, change, rules, features)
 
-    corr = (torch.from_numpy(f).float()[None, None] - lo_t) * trust
+
+def _gate_weight(g: _PlaneGeometry, cfg: ContourConfig) -> np.ndarray:
+    """The share of each block's ramp to apply: the learned gate's (:mod:`src.baselines.contour_gate`) on
+    the blocks with a ramp, or the hand rules' with ``gate="rules"``."""
+    if cfg.gate == "rules" or not g.ramp_blocks.any():
+        return g.weight
+    gate = load_gate(str(DEFAULT_GATE) if cfg.gate == "learned" else cfg.gate)
+    x = torch.from_numpy(gate_features(**g.features))[None]
+    mask = torch.from_numpy(g.ramp_blocks)[None, None].float()
+    with torch.inference_mode():
+        w = gate(x, mask)[0, 0].double().numpy()
+    return np.where(g.ramp_blocks, w, 0.0)
+
+
+def contour_plane(
+    plane: torch.Tensor,
+    cfg: ContourConfig = ContourConfig(),
+    weight: torch.Tensor | None = None,
+    block: int = 4,
+    reference: torch.Tensor | None = None,
+    channel: int = 0,
+) -> torch.Tensor:
+    """One plane of codes ``(H, W)`` float -> the contour-interpolated plane ``(H, W)`` float32, worked on
+    ``block`` x ``block`` block means.
+
+    ``weight`` ``(H, W)`` in [0, 1] scales the correction per pixel (0: keep the input there).
+    ``reference``: the same plane of the banded input (default ``plane``) and ``channel`` (0 Y, 1 Cb, 2 Cr):
+    what the learned gate reads besides the plane itself.
+    """
+    check_int("contour block", block, 1, 16)
+    h, w = plane.shape
+    g = _plane_geometry(plane, cfg, weight, block, reference, channel)
+    f = g.lo_t[0, 0].double().numpy() + _gate_weight(g, cfg) * g.change
+    corr = (torch.from_numpy(f).float()[None, None] - g.lo_t) * g.trust
     corr = F.avg_pool2d(F.pad(corr, (1, 1, 1, 1), mode="replicate"), 3, 1)
     # the correction is added to the input, so detail finer than a block stays
-    d = F.interpolate(corr, size=t.shape[-2:], mode="bilinear", align_corners=False)
+    d = F.interpolate(corr, size=g.t.shape[-2:], mode="bilinear", align_corners=False)
     # a correction much larger than half a step is an edge the tests above missed
     keep = (2 - d.abs() / max(cfg.max_change, 1e-9)).clamp(0, 1)
-    out = t + d * keep * wt
+    out = g.t + d * keep * g.wt
     return out[0, 0, :h, :w]
+
+
+def gate_examples(
+    rgb: torch.Tensor, reference: torch.Tensor, clean: torch.Tensor, cfg: ContourConfig = ContourConfig()
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Training examples for the learned gate from one restored image ``rgb`` ``(3, H, W)``, the banded input
+    it came from and its clean original (same shape, [0, 1]): per Y'CbCr plane, the gate's features
+    ``(len(FEATURES), h, w)``, the mask of blocks with a ramp ``(h, w)`` bool, the ramp's change and what
+    the block should change by to reach the clean plane's block mean (both ``(h, w)`` float32, codes)."""
+    ycc, ref = rgb_to_ycbcr709(rgb.float()), rgb_to_ycbcr709(reference.float())
+    target = rgb_to_ycbcr709(clean.float())
+    wt = _texture_weight(_local_std(ycc[:1], 4)[0], cfg.texture_std)
+    out = []
+    for i in range(3):
+        k = cfg.luma_block if i == 0 else cfg.chroma_block
+        g = _plane_geometry(ycc[i], cfg, wt, k, ref[i], i)
+        goal = F.avg_pool2d(_pad_to(target[i][None, None], k), k)[0, 0] - g.lo_t[0, 0]
+        out.append(
+            (gate_features(**g.features), g.ramp_blocks, g.change.astype(np.float32), goal.numpy().astype(np.float32))
+        )
+    return out
 
 
 def _local_std(x: torch.Tensor, r: int) -> torch.Tensor:
@@ -363,9 +453,13 @@ def contour_fill(
         ycc = rgb_to_ycbcr709(img)
         luma_std = _local_std(ycc[:1], 4)[0]
         wt = _texture_weight(luma_std, cfg.texture_std)
-        planes = [contour_plane(p, cfg, wt, cfg.luma_block if i == 0 else cfg.chroma_block) for i, p in enumerate(ycc)]
+        ref_ycc = ycc if same else rgb_to_ycbcr709(ref)
+        planes = [
+            contour_plane(p, cfg, wt, cfg.luma_block if i == 0 else cfg.chroma_block, ref_ycc[i], i)
+            for i, p in enumerate(ycc)
+        ]
         # the ramps changed the luma's std only where it was flat: the texture test reads the same
-        out = chroma_from_luma(torch.stack(planes), ycc if same else rgb_to_ycbcr709(ref), cfg, luma_std)
+        out = chroma_from_luma(torch.stack(planes), ref_ycc, cfg, luma_std)
         outs.append(ycbcr709_to_rgb(out))
     return torch.stack(outs).clamp(0, 1).to(torch.float32)
 
