@@ -11,15 +11,18 @@ or small network can see across a 500 px band, and no wide blur can stay off the
 Each Y'CbCr plane (BT.709 limited-range codes, where video bands live) is worked at ``1/block`` resolution:
 block means, their levels rounded to a code, and, per level, Euclidean distance transforms to the nearest
 block at least ``threshold`` codes higher (lower) but at most ``max_step`` codes away (steps larger than
-that are edges, not bands). A block moves only where it looks like a band crossing: both borders found
-within ``reach`` pixels, on opposite sides (the directions to them at least 60 degrees apart, fading out as
-they align), steps up and down of about the same size (their ratio above ``step_match``: bit-depth bands are
-regular, a codec's flat blocks are not), and the plateau at least ``min_width`` blocks across (the two
-distances added: on a smooth gradient every block is a level of its own, its borders a block away). A
-plateau with one border keeps its value (it may be a real extremum); blocks whose own range exceeds
-``max_step`` and their neighbours, and texture (luma std over 9 x 9 above ``texture_std``), keep the input,
-and corrections fade out past ``max_change`` codes. The correction, smoothed over 3 x 3 blocks and upsampled
-bilinearly, is added to the input, so detail finer than a block stays.
+that are edges, not bands). A block can move only where both borders are found within ``reach`` pixels;
+how much of its ramp it takes is decided by a learned gate (:mod:`src.baselines.contour_gate`) from what
+makes a band crossing: borders on opposite sides, steps up and down of about the same size (bit-depth bands
+are regular, a codec's flat blocks are not), a plateau some blocks across (on a smooth gradient every block
+is a level of its own, its borders a block away), the block's flatness and its neighbourhood. With
+``gate="rules"`` those tests are applied by hand instead: the directions to the borders at least 60 degrees
+apart (fading out as they align), the steps' ratio above ``step_match`` and the two distances adding up to
+``min_width`` blocks. A plateau with one border keeps its value (it may be a real extremum); blocks whose
+own range exceeds ``max_step`` and their neighbours, and texture (luma std over 9 x 9 above
+``texture_std``), keep the input, and corrections fade out past ``max_change`` codes. The correction,
+smoothed over 3 x 3 blocks and upsampled bilinearly, is added to the input, so detail finer than a block
+stays.
 
 Last, :func:`chroma_from_luma` refits Cb and Cr as local linear functions of the rebuilt luma where that fit
 is good and the input's chroma is flat: the chroma steps left after the ramps (colour blotches) follow the
