@@ -28,4 +28,5 @@ def test_wheel_ships_every_config_and_the_weights(tmp_path: Path) -> None:
     configs = {f"src/conf/{p.relative_to(ROOT / 'conf').as_posix()}" for p in (ROOT / "conf").rglob("*.yaml")}
     assert configs and configs <= names, sorted(configs - names)[:5]
     assert "src/weights/default.pt" in names
+    assert "src/weights/contour_gate.pt" in names
     assert "src/utils/hydra_utils.py" in names
