@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from src.baselines.guided import box_mean
 from src.utils.errors import ConfigError
 
 __all__ = ["FEATURES", "ContourGate", "DEFAULT_GATE", "gate_features", "load_gate"]
@@ -83,8 +83,8 @@ class ContourGate(nn.Module):
 
 
 def _mean5(x: np.ndarray) -> np.ndarray:
-    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))[None, None]
-    return F.avg_pool2d(F.pad(t, (2, 2, 2, 2), mode="replicate"), 5, 1)[0, 0].numpy()
+    """The mean over each block's 5 x 5 neighbourhood, edges replicated."""
+    return box_mean(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))[None, None], 2)[0, 0].numpy()
 
 
 def gate_features(
