@@ -7,8 +7,8 @@ JPEG, through H.264 at CRF 30, 35 or 40, and left clean; and 1920 x 1080 frames 
 procedural smooth scenes banded like streamed video. For every block where the contour pass proposes a
 ramp, the gate learns the share ``w`` of it that brings the block mean closest to the clean one: the loss
 is ``(w * change - (clean - block))^2``, each degradation weighted by its mean squared target (so each
-counts alike), H.264 and clean crops more (their plateaus are the ones a ramp must not touch). On a 2-core
-CPU: about 2 minutes for the examples, 3 for the fit.
+counts alike), H.264 and clean crops more (their plateaus are the ones a ramp must not touch). About 6
+minutes on a 2-core CPU.
 """
 
 from __future__ import annotations
@@ -130,13 +130,15 @@ def report(gate, examples: dict) -> str:  # noqa: ANN001
     the hand rules, the fitted gate, and an oracle choosing each block's share from the reference."""
     import torch
 
+    from src.baselines.contour_gate import FEATURES
+
     lines = ["| degradation | no ramp | hand rules | learned gate | oracle |", "|---|---|---|---|---|"]
     for k, rows in examples.items():
         tot = np.zeros(4)
         for f, m, c, t in rows:
             with torch.inference_mode():
                 w = gate(torch.from_numpy(f)[None], torch.from_numpy(m)[None, None].float())[0, 0].numpy()
-            rules = f[9]  # the hand rules' weight (FEATURES)
+            rules = f[FEATURES.index("hand rules' weight")]
             with np.errstate(invalid="ignore", divide="ignore"):
                 oracle = np.nan_to_num(np.clip(t / c, 0, 1))
             for i, share in enumerate((0.0, rules, w, oracle)):
