@@ -293,7 +293,7 @@ def _plane_geometry(
     ramp_blocks = both & (trust[0, 0].numpy() > 0) & (wt_blocks[0, 0].numpy() > 0)
     ref = t if reference is None else _pad_to(reference.to(torch.float32)[None, None], k)
     features = dict(
-        lo=lo, dist_up=a, dist_down=b, step_up=su, step_down=sd, cos=cos, change=change, weight=rules,
+        lo=lo, dist_up=a, dist_down=b, step_up=su, step_down=sd, ratio=ratio, cos=cos, change=change, weight=rules,
         opposite=opposite, regular=regular, channel=channel, block=k, block_range=span[0, 0].double().numpy(),
         texture=wt_blocks[0, 0].double().numpy(), in_std=_block_std(ref, k), out_std=_block_std(t, k),
         in_range=_block_range(ref, k)[0, 0].double().numpy(),

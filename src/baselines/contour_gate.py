@@ -94,6 +94,7 @@ def gate_features(
     dist_down: np.ndarray,
     step_up: np.ndarray,
     step_down: np.ndarray,
+    ratio: np.ndarray,
     cos: np.ndarray,
     change: np.ndarray,
     weight: np.ndarray,
@@ -113,7 +114,6 @@ def gate_features(
     scale = block / 4.0
     a, b = dist_up * scale, dist_down * scale
     with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = np.minimum(step_up, step_down) / np.maximum(step_up, step_down)
         position = dist_down / (dist_up + dist_down)
     sq = _mean5(lo * lo) - _mean5(lo) ** 2
     cols = (

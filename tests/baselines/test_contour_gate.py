@@ -14,7 +14,7 @@ def _maps(h=6, w=7):
     m.update({k: rng.random((h, w)) for k in ("in_std", "out_std", "in_range")})
     up = rng.random((h, w)) * 10
     up[0, 0] = np.inf  # no border found there
-    m.update(dist_up=up, dist_down=rng.random((h, w)) * 10, channel=1, block=4)
+    m.update(dist_up=up, dist_down=rng.random((h, w)) * 10, ratio=rng.random((h, w)), channel=1, block=4)
     return m
 
 
