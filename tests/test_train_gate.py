@@ -19,7 +19,7 @@ def _examples(rng, share):
 def test_fit_gate_learns_when_to_apply_the_ramp():
     rng = np.random.default_rng(0)
     ex = {"stream_1080p": _examples(rng, 1.0), "h264": _examples(rng, 1.0)}
-    gate = fit_gate(ex, steps=150, width=8, layers=3, say=lambda s: None)
+    gate = fit_gate(ex, steps=150, width=8, layers=3, dilations=(1, 2), patch=24, say=lambda s: None)
     table = report(gate, ex)
     assert "| stream_1080p |" in table
     # no ramp, hand rules (feature 9, random here), learned, oracle: learned beats no ramp

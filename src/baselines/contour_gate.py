@@ -10,10 +10,12 @@ from 41.33 to 42.96 dB (docs/model_history.md, nineteenth round).
 
 This small CNN makes that choice from what the pass knows at each block (:data:`FEATURES`: the proposed
 change, the distances and steps to the two borders, the directions to them, the hand rules' own weights,
-the block's range and flatness in the input and the output, its neighbourhood), over the block grid, with
-a receptive field of 9 x 9 blocks. It is fitted by ``python -m src.train_gate`` to the error against clean
-references over the project's degradations (bit-depth reduction, JPEG, H.264, streamed-video banding and
-clean images) on the training photos, and its weights ship as ``src/weights/contour_gate.pt`` (46 kB).
+the block's range and flatness in the input and the output, its neighbourhood), over the block grid. Its
+layers are dilated (1, 2, 4, 8 blocks apart), so at the cost of a 9 x 9 view it sees 31 x 31 blocks: 248 px
+of luma, most of a wide band's plateau and its borders. It is fitted by ``python -m src.train_gate`` to the
+error against clean references over the project's degradations (bit-depth reduction, JPEG, H.264,
+streamed-video banding and clean images) on the training photos, and its weights ship as
+``src/weights/contour_gate.pt`` (46 kB).
 """
 
 from __future__ import annotations
@@ -64,18 +66,21 @@ class ContourGate(nn.Module):
     """``forward(features (B, len(FEATURES), h, w), mask (B, 1, h, w)) -> (B, 1, h, w)`` in [0, 1]: the share
     of each block's ramp to apply. ``mask`` marks the blocks with a ramp; features elsewhere are ignored."""
 
-    def __init__(self, width: int = 16, layers: int = 5) -> None:
+    def __init__(self, width: int = 16, layers: int = 5, dilations: tuple[int, ...] | None = None) -> None:
         super().__init__()
         n = len(FEATURES)
+        dil = tuple(dilations) if dilations is not None else (1,) * (layers - 1)
+        if len(dil) != layers - 1:
+            raise ConfigError(f"contour gate: {layers} layers need {layers - 1} dilations; got {dil}")
         # the training set's feature means and stds, stored with the weights
         self.register_buffer("mean", torch.zeros(n))
         self.register_buffer("std", torch.ones(n))
-        mods: list[nn.Module] = [nn.Conv2d(n + 1, width, 3, padding=1), nn.SiLU()]
-        for _ in range(layers - 2):
-            mods += [nn.Conv2d(width, width, 3, padding=1), nn.SiLU()]
+        mods: list[nn.Module] = []
+        for i, d in enumerate(dil):
+            mods += [nn.Conv2d(n + 1 if i == 0 else width, width, 3, padding=d, dilation=d), nn.SiLU()]
         mods.append(nn.Conv2d(width, 1, 1))
         self.net = nn.Sequential(*mods)
-        self.width, self.layers = width, layers
+        self.width, self.layers, self.dilations = width, layers, dil
 
     def forward(self, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         x = (features - self.mean[:, None, None]) / self.std[:, None, None] * mask
@@ -152,7 +157,7 @@ def load_gate(path: str) -> ContourGate:
         raise ConfigError(f"contour gate weights not found: {p} (fit them with `python -m src.train_gate`)")
     try:
         ck = torch.load(p, map_location="cpu", weights_only=True)
-        gate = ContourGate(int(ck["width"]), int(ck["layers"]))
+        gate = ContourGate(int(ck["width"]), int(ck["layers"]), ck.get("dilations"))
         gate.load_state_dict(ck["state_dict"])
     except Exception as e:  # noqa: BLE001 - a truncated or foreign file: one clear line
         raise ConfigError(f"cannot load contour gate weights {p}: {e}") from e
@@ -163,5 +168,6 @@ def save_gate(gate: ContourGate, path: str | Path, note: str = "") -> None:
     """Write ``gate`` for :func:`load_gate` (atomically: a temporary file renamed over ``path``)."""
     p = Path(path)
     tmp = p.with_name(p.name + ".tmp")
-    torch.save({"width": gate.width, "layers": gate.layers, "state_dict": gate.state_dict(), "note": note}, tmp)
+    ck = {"width": gate.width, "layers": gate.layers, "dilations": list(gate.dilations), "note": note}
+    torch.save({**ck, "state_dict": gate.state_dict()}, tmp)
     tmp.replace(p)

@@ -43,11 +43,11 @@ def test_shipped_gate_loads():
 
 
 def test_save_and_load_round_trip_and_bad_files(tmp_path):
-    gate = ContourGate(width=4, layers=3)
+    gate = ContourGate(width=4, layers=3, dilations=(1, 2))
     path = tmp_path / "gate.pt"
     save_gate(gate, path)
     back = load_gate(str(path))
-    assert back.width == 4 and back.layers == 3
+    assert back.width == 4 and back.layers == 3 and back.dilations == (1, 2)
     for a, b in zip(gate.state_dict().values(), back.state_dict().values()):
         assert torch.equal(a, b)
     with pytest.raises(ConfigError, match="not found"):
@@ -56,6 +56,21 @@ def test_save_and_load_round_trip_and_bad_files(tmp_path):
     bad.write_bytes(path.read_bytes()[:100])
     with pytest.raises(ConfigError, match="cannot load"):
         load_gate(str(bad))
+
+
+def test_dilations_widen_what_the_gate_sees():
+    """Dilated layers see farther over the block grid at the same cost: a change 6 blocks away reaches the
+    centre block through 3 layers with dilations (1, 2, 4), not with plain ones."""
+    torch.manual_seed(0)
+    x, m = torch.zeros(1, len(FEATURES), 21, 21), torch.ones(1, 1, 21, 21)
+    far = x.clone()
+    far[0, :, 10, 16] = 5.0
+    plain, dilated = ContourGate(4, 4), ContourGate(4, 4, dilations=(1, 2, 4))
+    with torch.no_grad():
+        assert plain(far, m)[0, 0, 10, 10] == plain(x, m)[0, 0, 10, 10]
+        assert dilated(far, m)[0, 0, 10, 10] != dilated(x, m)[0, 0, 10, 10]
+    with pytest.raises(ConfigError, match="dilations"):
+        ContourGate(4, 4, dilations=(1, 2))
 
 
 def test_gate_setting_checked_and_rules_run():
