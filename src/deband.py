@@ -135,6 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
         "the network sees; about half a second per 1080p frame on a 2-core CPU)",
     )
     g.add_argument(
+        "--contour-gate",
+        default="learned",
+        metavar="GATE",
+        help="how the contour pass chooses which plateaus to ramp: learned (default, the shipped gate), rules "
+        "(the hand rules alone) or the path of a gate fitted by `python -m src.train_gate`",
+    )
+    g.add_argument(
         "--threads",
         type=int,
         default=None,
@@ -417,6 +424,13 @@ def _validate(args: argparse.Namespace) -> None:
         raise ConfigError(f"--batch must be >= 1, got {args.batch}")
     if not 0 <= args.video_hold <= 4:
         raise ConfigError(f"--video-hold must be in 0..4 codes, got {args.video_hold}")
+    if args.contour_gate != "learned" and args.no_contour:
+        raise ConfigError("--contour-gate has no effect with --no-contour: give one or the other")
+    if args.contour_gate not in ("learned", "rules") and not Path(args.contour_gate).is_file():
+        raise ConfigError(
+            f"--contour-gate: no such file '{args.contour_gate}' (use learned, rules, or a gate fitted by "
+            "`python -m src.train_gate`)"
+        )
 
 
 def _say(msg: str) -> None:
@@ -487,7 +501,12 @@ def main(argv: list[str] | None = None) -> int:
 
         set_torch_threads(args.threads)
         debander = Debander.from_checkpoint(
-            args.checkpoint, device=args.device, dtype=args.dtype, compile=args.compile, contour=not args.no_contour
+            args.checkpoint,
+            device=args.device,
+            dtype=args.dtype,
+            compile=args.compile,
+            contour=not args.no_contour,
+            contour_gate=args.contour_gate,
         )
         if faulting is not None:
             faulting.join()

@@ -161,6 +161,33 @@ def test_no_contour_flag(identity_ckpt, tmp_path: Path, capsys) -> None:  # noqa
     assert np.abs(on - clean)[200:1000].mean() < 0.3 * np.abs(off - clean)[200:1000].mean()
 
 
+def test_contour_gate_flag(identity_ckpt, tmp_path: Path, capsys) -> None:  # noqa: F811
+    from src.baselines.contour_gate import DEFAULT_GATE
+    from src.data.image_io import read_image, write_image
+
+    ramp = np.round(np.linspace(90, 120, 1200) / 5) * 5 / 255
+    src = write_image(tmp_path / "bands.png", np.tile(ramp[None, :, None], (24, 1, 3)), bit_depth=8)
+    common = ["--checkpoint", str(identity_ckpt), "--bit-depth", "16"]
+    # the hand rules and a gate file given by path (the shipped one) both rebuild the ramp, and say so
+    for i, (gate, name) in enumerate((("rules", "(hand rules)"), (str(DEFAULT_GATE), f"(gate {DEFAULT_GATE})"))):
+        out = tmp_path / f"out{i}.png"
+        assert main([str(src), "-o", str(out), *common, "--contour-gate", gate]) == 0
+        assert f"then contour interpolation {name}" in capsys.readouterr().err
+        on = read_image(out)[0][12, :, 1].astype(np.float64) * 255
+        clean = np.linspace(90, 120, 1200)
+        assert np.abs(on - clean)[200:1000].mean() < 0.3 * np.abs(ramp * 255 - clean)[200:1000].mean()
+    # refused before any work: a missing file, a truncated one, or a gate without the pass
+    assert main([str(src), "-o", str(tmp_path / "x.png"), *common, "--contour-gate", "nope.pt"]) == 2
+    assert "--contour-gate: no such file 'nope.pt'" in capsys.readouterr().err
+    bad = tmp_path / "bad_gate.pt"
+    bad.write_bytes(DEFAULT_GATE.read_bytes()[:1000])
+    assert main([str(src), "-o", str(tmp_path / "x.png"), *common, "--contour-gate", str(bad)]) == 2
+    assert "cannot load contour gate weights" in capsys.readouterr().err
+    assert main([str(src), "-o", str(tmp_path / "x.png"), *common, "--no-contour", "--contour-gate", "rules"]) == 2
+    assert "no effect with --no-contour" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
+
+
 # ------------------------------------------------------------------------------------------------ refusals
 def test_existing_output_and_input_refused(run, tmp_path: Path) -> None:
     src = tmp_path / "a.png"

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from src.baselines.contour import ContourConfig, contour_fill
+from src.baselines.contour_gate import load_gate
 from src.inference.convert import finish, prepare
 from src.inference.device import pick_device, pick_dtype
 from src.inference.formats import AUTO_TILE, AUTO_TILE_PIXELS
@@ -82,21 +83,25 @@ class Debander:
         dtype: str | torch.dtype | None = None,
         compile: bool = False,
         contour: bool = True,
+        contour_gate: str = "learned",
     ) -> Debander:
         """Load a Lightning ``.ckpt`` (its EMA weights), an exported ``.pt``/``.onnx``, or ``"default"``.
 
         ``device``: None/"auto" picks cuda, then mps, then cpu. ``dtype``: None picks bfloat16 on CUDA and on
         CPUs with native bf16 (AVX512-BF16/AMX), float32 elsewhere. ``contour``: run the wide-band contour
-        interpolation after the network (default; see the class).
+        interpolation after the network (default; see the class). ``contour_gate``: how that pass chooses
+        which plateaus to ramp, ``"learned"`` (the shipped gate), ``"rules"`` (the hand rules alone) or the
+        path of a gate fitted by ``python -m src.train_gate`` (loaded here, so a bad file fails at once).
         """
         onnx = str(path).lower().endswith(".onnx")
         # checked before loading: a bad device/dtype fails fast
         dev = torch.device("cpu") if onnx and device is None else pick_device(device)
         # onnxruntime's CPU provider runs the graph in its own precision, float32
         dt = pick_dtype(dtype or "float32", dev) if onnx else pick_dtype(dtype, dev)
-        return cls(
-            load_weights(path, device="cpu"), dev, dt, compile=compile, contour=ContourConfig() if contour else None
-        )
+        cfg = ContourConfig(gate=contour_gate) if contour else None
+        if cfg is not None and cfg.gate not in ("learned", "rules"):
+            load_gate(cfg.gate)
+        return cls(load_weights(path, device="cpu"), dev, dt, compile=compile, contour=cfg)
 
     # ---------------------------------------------------------------------------------------------- info
     @property
@@ -120,7 +125,10 @@ class Debander:
         n = torch.get_num_threads()
         where = f"cpu, {n} thread{'s' if n != 1 else ''}" if self.device.type == "cpu" else str(self.device)
         steps = self.default_steps
-        post = "; then contour interpolation" if self.contour is not None else ""
+        post = ""
+        if self.contour is not None:
+            gate = {"learned": "", "rules": " (hand rules)"}.get(self.contour.gate, f" (gate {self.contour.gate})")
+            post = "; then contour interpolation" + gate
         return (
             f"using weights: {w.source} ({what}{size}; {steps} step{'s' if steps != 1 else ''} by default; "
             f"{where}, {dtype}{post})"

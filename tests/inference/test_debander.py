@@ -124,6 +124,11 @@ def test_contour_pass_after_the_network(tmp_path) -> None:
     on = Debander.from_checkpoint(ckpt, device="cpu")
     off = Debander.from_checkpoint(ckpt, device="cpu", contour=False)
     assert on.contour is not None and off.contour is None
+    assert on.contour.gate == "learned"
+    rules = Debander.from_checkpoint(ckpt, device="cpu", contour_gate="rules")
+    assert rules.contour.gate == "rules" and "contour interpolation (hand rules)" in rules.describe()
+    with pytest.raises(ConfigError, match="not found"):  # a gate file is loaded at once, not at the first frame
+        Debander.from_checkpoint(ckpt, device="cpu", contour_gate=str(tmp_path / "missing.pt"))
     assert "then contour interpolation" in on.describe() and "then contour" not in off.describe()
     inner = (..., slice(300, 1140))
     err_off = (off.deband_batch(banded) - clean).abs()[inner].mean().item() * 255
