@@ -138,6 +138,8 @@ class ContourConfig:
         check_float("contour chroma_fit_max_change", self.chroma_fit_max_change, 0.0, 64.0)
         if not isinstance(self.gate, str) or not self.gate:
             raise ConfigError(f"contour gate must be 'learned', 'rules' or a file path, got {self.gate!r}")
+        if self.gate not in ("learned", "rules"):
+            load_gate(self.gate)  # a missing or truncated file fails here, not at the first frame (cached)
 
 
 def _pad_to(t: torch.Tensor, k: int) -> torch.Tensor:

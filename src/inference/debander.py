@@ -15,7 +15,6 @@ from typing import Any
 import torch
 
 from src.baselines.contour import ContourConfig, contour_fill
-from src.baselines.contour_gate import load_gate
 from src.inference.convert import finish, prepare
 from src.inference.device import pick_device, pick_dtype
 from src.inference.formats import AUTO_TILE, AUTO_TILE_PIXELS
@@ -99,8 +98,6 @@ class Debander:
         # onnxruntime's CPU provider runs the graph in its own precision, float32
         dt = pick_dtype(dtype or "float32", dev) if onnx else pick_dtype(dtype, dev)
         cfg = ContourConfig(gate=contour_gate) if contour else None
-        if cfg is not None and cfg.gate not in ("learned", "rules"):
-            load_gate(cfg.gate)
         return cls(load_weights(path, device="cpu"), dev, dt, compile=compile, contour=cfg)
 
     # ---------------------------------------------------------------------------------------------- info
