@@ -54,6 +54,22 @@ def test_default_model_removes_banding_from_smooth_images() -> None:
         assert after - floor < 0.4 * (before - floor), f"CAMBI {before:.2f} -> {after:.2f}, clean {floor:.2f}"
 
 
+def test_default_model_rebuilds_wide_noise_free_staircases() -> None:
+    """Grey ramps rounded to plateaus 5 and 6 codes apart and 190-256 px wide, with no noise on them (a
+    rendered gradient): the network and the contour pass with its shipped gate take at least 70 % of the
+    error away. A gate fitted only on photos and streamed video can learn that steps this regular mean
+    little to rebuild, and leave a third of the error (docs/model_history.md, twenty-second round)."""
+    d = Debander.from_checkpoint("default", device="cpu", dtype="float32")
+    for h, w, lo, hi, step in ((256, 1536, 100, 130, 5), (512, 1920, 100, 124, 6)):
+        clean = (torch.linspace(lo, hi, w, dtype=torch.float64) / 255).view(1, 1, w).expand(3, h, w)
+        banded = (torch.round(clean * 255 / step) * step / 255).float()
+        out = d.deband_batch(banded[None])[0]
+        inner = (slice(None), slice(None), slice(300, w - 300))  # away from the ramp's open ends
+        before = ((banded.double() - clean).abs() * 255)[inner].mean().item()
+        after = ((out.double() - clean).abs() * 255)[inner].mean().item()
+        assert after < 0.3 * before, f"{step}-code plateaus: mean error {before:.2f} -> {after:.2f} codes"
+
+
 def test_deband_cli_uses_the_shipped_weights(tmp_path, capsys) -> None:
     """`deband in.png -o out.png` with no --checkpoint: the shipped model, named on stderr, 8-bit dithered out."""
     import numpy as np
