@@ -55,7 +55,7 @@ def test_default_model_removes_banding_from_smooth_images() -> None:
 
 
 def test_default_model_rebuilds_wide_noise_free_staircases() -> None:
-    """Grey ramps rounded to plateaus 5 and 6 codes apart and 190-256 px wide, with no noise on them (a
+    """Grey ramps rounded to plateaus 5 and 6 codes apart and 256 and 480 px wide, with no noise on them (a
     rendered gradient): the network and the contour pass with its shipped gate take at least 70 % of the
     error away. A gate fitted only on photos and streamed video can learn that steps this regular mean
     little to rebuild, and leave a third of the error (docs/model_history.md, twenty-second round)."""
