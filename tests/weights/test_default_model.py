@@ -59,14 +59,16 @@ def test_default_model_rebuilds_wide_noise_free_staircases() -> None:
     rendered gradient): the network and the contour pass with its shipped gate take at least 70 % of the
     error away. A gate fitted only on photos and streamed video can learn that steps this regular mean
     little to rebuild, and leave a third of the error (docs/model_history.md, twenty-second round)."""
+    from tests.baselines.test_contour import _band, _codes_err, _ramp
+
     d = Debander.from_checkpoint("default", device="cpu", dtype="float32")
     for h, w, lo, hi, step in ((256, 1536, 100, 130, 5), (512, 1920, 100, 124, 6)):
-        clean = (torch.linspace(lo, hi, w, dtype=torch.float64) / 255).view(1, 1, w).expand(3, h, w)
-        banded = (torch.round(clean * 255 / step) * step / 255).float()
+        clean = _ramp(h, w, lo, hi)
+        banded = _band(clean, step).float()
         out = d.deband_batch(banded[None])[0]
         inner = (slice(None), slice(None), slice(300, w - 300))  # away from the ramp's open ends
-        before = ((banded.double() - clean).abs() * 255)[inner].mean().item()
-        after = ((out.double() - clean).abs() * 255)[inner].mean().item()
+        before = _codes_err(banded, clean)[inner].mean().item()
+        after = _codes_err(out, clean)[inner].mean().item()
         assert after < 0.3 * before, f"{step}-code plateaus: mean error {before:.2f} -> {after:.2f} codes"
 
 
