@@ -26,7 +26,8 @@ stays.
 
 Last, :func:`chroma_from_luma` refits Cb and Cr as local linear functions of the rebuilt luma where that fit
 is good and the input's chroma is flat: the chroma steps left after the ramps (colour blotches) follow the
-finer luma instead.
+finer luma instead. Where the ramps moved the luma, the gate has found band crossings, so the chroma there
+is banded too and the fit runs again (``chroma_refits``).
 
 It runs after the network (:class:`~src.inference.debander.Debander`): the network removes narrow bands
 and the codec's noise, this rebuilds the wide ones it cannot see across.
@@ -118,6 +119,10 @@ class ContourConfig:
     chroma_fit_radius: int = 32
     chroma_fit_residual: float = 2.5
     chroma_fit_max_change: float = 1.0
+    # the fit run this many times more where the ramps moved the luma, fully where their correction averages
+    # chroma_refit_codes over 33 x 33 px: there the chroma steps are bands as well (0 turns it off)
+    chroma_refits: int = 2
+    chroma_refit_codes: float = 0.1
     # how much of each ramp to apply: "learned" (the shipped gate, src/weights/contour_gate.pt), "rules" (the
     # hand rules alone) or the path of a gate fitted by `python -m src.train_gate`
     gate: str = "learned"
@@ -136,6 +141,8 @@ class ContourConfig:
         check_int("contour chroma_fit_radius", self.chroma_fit_radius, 0, 1024)
         check_float("contour chroma_fit_residual", self.chroma_fit_residual, 0.0, 64.0)
         check_float("contour chroma_fit_max_change", self.chroma_fit_max_change, 0.0, 64.0)
+        check_int("contour chroma_refits", self.chroma_refits, 0, 8)
+        check_float("contour chroma_refit_codes", self.chroma_refit_codes, 1e-3, 64.0)
         if not isinstance(self.gate, str) or not self.gate:
             raise ConfigError(f"contour gate must be 'learned', 'rules' or a file path, got {self.gate!r}")
         if self.gate not in ("learned", "rules"):
@@ -383,6 +390,8 @@ def _texture_weight(std: torch.Tensor, texture_std: float) -> torch.Tensor:
 FIT_EPS, FIT_TEXTURE_STD, FIT_FLAT_STD = 4.0, 3.0, 0.35
 #: the fit's coefficients are computed on copies shrunk by this factor (they vary smoothly anyway)
 FIT_SCALE = 8
+#: the radius (px) over which the luma ramps' correction is averaged to decide where the chroma is refitted
+REFIT_RADIUS = 16
 
 
 def chroma_from_luma(
@@ -390,6 +399,7 @@ def chroma_from_luma(
     reference: torch.Tensor,
     cfg: ContourConfig = ContourConfig(),
     luma_std: torch.Tensor | None = None,
+    refit: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Refit the chroma of ``ycc`` ``(3, H, W)`` (BT.709 codes) as a local linear function of its luma.
 
@@ -404,13 +414,34 @@ def chroma_from_luma(
     flat (9 x 9 std under 3 codes, fading out at 4.5) and ``reference``'s chroma is flat (the banded input:
     std over about 6 x 6 px under 0.35 code, fading out at twice that), so edges between colours and photos'
     own chroma detail stay.
-    ``luma_std``: the luma's 9 x 9 std, when the caller has it. Returns float32 ``(3, H, W)`` with the luma
-    unchanged.
+    ``luma_std``: the luma's 9 x 9 std, when the caller has it. ``refit`` ``(1, H, W)`` in [0, 1]: where the
+    fit runs ``chroma_refits`` times more, each time refitted to the chroma it moved (a window whose steps
+    the first fit evened out passes the residual test the second time), its moves scaled by ``refit``.
+    Returns float32 ``(3, H, W)`` with the luma unchanged.
     """
-    r = cfg.chroma_fit_radius
-    if r <= 0:
+    if cfg.chroma_fit_radius <= 0:
         return ycc
     h, w = ycc.shape[-2:]
+    luma_std = _local_std(ycc[:1], 4)[0] if luma_std is None else luma_std
+    # the reference's chroma std over 6 x 6 px windows on a 2 px grid: its moments are pooled over 2 x 2 first
+    # (a quarter of the work at full size), offset so float32 keeps the variance of codes near 128
+    c = reference[None, 1:] - 128.0
+    m1, m2 = F.avg_pool2d(c, 2, ceil_mode=True), F.avg_pool2d(c * c, 2, ceil_mode=True)
+    var = (box_mean(m2, 1) - box_mean(m1, 1) ** 2)[0].clamp_min(0)
+    flat = (2 - var.sqrt() / FIT_FLAT_STD).clamp(0, 1)
+    flat = F.interpolate(flat[None], size=(h, w), mode="bilinear", align_corners=False)[0]
+    where = _texture_weight(luma_std, FIT_TEXTURE_STD) * flat
+    out = ycc[1:] + _chroma_fit_move(ycc, where, cfg)
+    if refit is not None:
+        for _ in range(cfg.chroma_refits):
+            out = out + refit * _chroma_fit_move(torch.cat([ycc[:1], out]), where, cfg)
+    return torch.cat([ycc[:1], out])
+
+
+def _chroma_fit_move(ycc: torch.Tensor, where: torch.Tensor, cfg: ContourConfig) -> torch.Tensor:
+    """The chroma fit's move of Cb and Cr ``(2, H, W)`` for :func:`chroma_from_luma`, weighted by ``where``."""
+    h, w = ycc.shape[-2:]
+    r = cfg.chroma_fit_radius
     size = (max(1, round(h / FIT_SCALE)), max(1, round(w / FIT_SCALE)))
     small = F.interpolate(ycc[None], size=size, mode="area")
     rs = max(1, round(r / FIT_SCALE))
@@ -420,18 +451,8 @@ def chroma_from_luma(
     tau = max(cfg.chroma_fit_residual, 1e-9)
     good = (1 - resid / tau**2).clamp(0, 1)
     a, b, good = (F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False)[0] for t in (a, b, good))
-    luma_std = _local_std(ycc[:1], 4)[0] if luma_std is None else luma_std
-    # the reference's chroma std over 6 x 6 px windows on a 2 px grid: its moments are pooled over 2 x 2 first
-    # (a quarter of the work at full size), offset so float32 keeps the variance of codes near 128
-    c = reference[None, 1:] - 128.0
-    m1, m2 = F.avg_pool2d(c, 2, ceil_mode=True), F.avg_pool2d(c * c, 2, ceil_mode=True)
-    var = (box_mean(m2, 1) - box_mean(m1, 1) ** 2)[0].clamp_min(0)
-    flat = (2 - var.sqrt() / FIT_FLAT_STD).clamp(0, 1)
-    flat = F.interpolate(flat[None], size=(h, w), mode="bilinear", align_corners=False)[0]
-    wgt = good * _texture_weight(luma_std, FIT_TEXTURE_STD) * flat
     m = cfg.chroma_fit_max_change
-    d = ((a * ycc[:1] + b - ycc[1:]) * wgt).clamp(-m, m)
-    return torch.cat([ycc[:1], ycc[1:] + d])
+    return ((a * ycc[:1] + b - ycc[1:]) * good * where).clamp(-m, m)
 
 
 def contour_fill(
@@ -463,8 +484,13 @@ def contour_fill(
             contour_plane(p, cfg, wt, cfg.luma_block if i == 0 else cfg.chroma_block, ref_ycc[i], i)
             for i, p in enumerate(ycc)
         ]
+        refit = None
+        if cfg.chroma_refits:
+            # where the ramps moved the luma, the gate found band crossings: the chroma there is banded too
+            moved = box_mean((planes[0] - ycc[0]).abs()[None, None], REFIT_RADIUS)[0]
+            refit = (moved / cfg.chroma_refit_codes).clamp(0, 1)
         # the ramps changed the luma's std only where it was flat: the texture test reads the same
-        out = chroma_from_luma(torch.stack(planes), ref_ycc, cfg, luma_std)
+        out = chroma_from_luma(torch.stack(planes), ref_ycc, cfg, luma_std, refit)
         outs.append(ycbcr709_to_rgb(out))
     return torch.stack(outs).clamp(0, 1).to(torch.float32)
 

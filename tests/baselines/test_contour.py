@@ -107,6 +107,43 @@ def test_chroma_steps_are_refitted_to_the_luma():
     assert torch.equal(chroma_from_luma(banded, banded, ContourConfig(chroma_fit_radius=0)), banded)
 
 
+def test_chroma_refits_take_out_more_of_coarse_chroma_steps_only_where_asked():
+    clean = _sky()
+    banded = clean.clone()
+    banded[1:] = torch.round(banded[1:] / 4) * 4  # chroma plateaus 4 codes apart: one fit moves at most 1 code
+    inner = (slice(1, 3), slice(None), slice(64, -64))
+    once = chroma_from_luma(banded, banded, ContourConfig(chroma_refits=0))
+    ones, zeros = torch.ones(1, 96, 768), torch.zeros(1, 96, 768)
+    again = chroma_from_luma(banded, banded, ContourConfig(chroma_refits=2), refit=ones)
+    err_once, err_again = ((o - clean)[inner].abs().mean().item() for o in (once, again))
+    assert err_again < 0.6 * err_once
+    assert torch.equal(again[0], banded[0])
+    assert (again - banded)[1:].abs().max().item() <= 3 * ContourConfig().chroma_fit_max_change + 1e-4
+    # no refit where it is not asked for: bit for bit the single fit
+    assert torch.equal(chroma_from_luma(banded, banded, ContourConfig(chroma_refits=2), refit=zeros), once)
+
+
+def test_chroma_refits_follow_the_luma_ramps():
+    # chroma plateaus over a smooth luma: the ramps move the luma by a hair at most, so the refits hardly act
+    sky = _sky()
+    sky[1:] = torch.round(sky[1:] / 6) * 6
+    rgb = ycbcr709_to_rgb(sky).clamp(0, 1)
+    assert _codes_err(contour_fill(rgb), contour_fill(rgb, ContourConfig(chroma_refits=0))).max().item() < 0.1
+    # a banded luma ramp with a colour cast banded with it: the luma is rebuilt, and the refits take out more
+    # of the chroma steps
+    clean = _sky(64, 1536)
+    ycc = clean.clone()
+    ycc[0] = torch.round(ycc[0] / 5) * 5
+    ycc[1:] = torch.round(ycc[1:] / 6) * 6
+    rgb = ycbcr709_to_rgb(ycc).clamp(0, 1)
+    inner = (slice(1, 3), slice(None), slice(200, -200))
+    err = [
+        (rgb_to_ycbcr709(contour_fill(rgb, ContourConfig(chroma_refits=n))) - clean)[inner].abs().mean().item()
+        for n in (0, 2)
+    ]
+    assert err[1] < 0.85 * err[0]
+
+
 def test_chroma_fit_leaves_colour_edges_and_unbanded_chroma_alone():
     # two colours of one luma side by side: no line through luma explains them
     edge = torch.tensor([120.0, 128.0, 128.0]).view(3, 1, 1).repeat(1, 96, 768)
@@ -141,6 +178,8 @@ def test_contour_fill_reference_must_match():
         {"chroma_fit_radius": -1},
         {"chroma_fit_residual": -0.5},
         {"chroma_fit_max_change": float("nan")},
+        {"chroma_refits": -1},
+        {"chroma_refit_codes": 0.0},
     ],
 )
 def test_config_checked(kwargs):
