@@ -432,7 +432,8 @@ def chroma_from_luma(
     flat = F.interpolate(flat[None], size=(h, w), mode="bilinear", align_corners=False)[0]
     where = _texture_weight(luma_std, FIT_TEXTURE_STD) * flat
     out = ycc[1:] + _chroma_fit_move(ycc, where, cfg)
-    if refit is not None:
+    # nothing to refit where no ramp moved the luma (most clean pictures): skip the fits' full-size work
+    if refit is not None and bool(refit.any()):
         for _ in range(cfg.chroma_refits):
             out = out + refit * _chroma_fit_move(torch.cat([ycc[:1], out]), where, cfg)
     return torch.cat([ycc[:1], out])
@@ -485,7 +486,7 @@ def contour_fill(
             for i, p in enumerate(ycc)
         ]
         refit = None
-        if cfg.chroma_refits:
+        if cfg.chroma_refits and cfg.chroma_fit_radius > 0:
             # where the ramps moved the luma, the gate found band crossings: the chroma there is banded too
             moved = box_mean((planes[0] - ycc[0]).abs()[None, None], REFIT_RADIUS)[0]
             refit = (moved / cfg.chroma_refit_codes).clamp(0, 1)
