@@ -109,7 +109,9 @@ class ContourConfig:
     chroma_block: int = 4
     threshold: float = 2.0
     max_step: float = 12.0
-    reach: int = 640
+    # bands can span most of a frame (a sky's at 4K: 1000 px and more); measured, the farther the better up to
+    # about half the frame's width, and no slower (docs/model_history.md, twenty-fifth round)
+    reach: int = 1920
     max_change: float = 6.0
     texture_std: float = 5.0
     step_match: float = 0.6

@@ -41,6 +41,20 @@ def test_wide_bands_become_the_ramp():
     assert torch.quantile(_codes_err(out, clean)[0][inner[1:]].flatten(), 0.9).item() < 0.2
 
 
+def test_bands_wider_than_a_1080p_frame_is_tall_are_rebuilt():
+    # 4 plateaus of 900 px, 5 codes apart (a 4K sky's bands): each block's borders lie up to 900 px away
+    clean = _ramp(32, 3600, 100, 120)
+    banded = _band(clean, 5)
+    inner = (slice(None), slice(None), slice(1000, 2600))
+    before = _codes_err(banded, clean)[inner].mean().item()
+    assert before > 1.0
+    after = _codes_err(contour_fill(banded), clean)[inner].mean().item()
+    assert after < 0.25 * before
+    # a reach shorter than the bands leaves them where they were
+    short = _codes_err(contour_fill(banded, ContourConfig(reach=640)), clean)[inner].mean().item()
+    assert short > 0.8 * before
+
+
 def test_smooth_ramp_edges_and_texture_are_kept():
     smooth = _ramp(64, 512, 60, 70)
     assert _codes_err(contour_fill(smooth), smooth).max().item() < 0.3
