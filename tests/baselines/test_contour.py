@@ -41,7 +41,7 @@ def test_wide_bands_become_the_ramp():
     assert torch.quantile(_codes_err(out, clean)[0][inner[1:]].flatten(), 0.9).item() < 0.2
 
 
-def test_bands_wider_than_a_1080p_frame_is_tall_are_rebuilt():
+def test_bands_wider_than_640_px_are_rebuilt():
     # 4 plateaus of 900 px, 5 codes apart (a 4K sky's bands): each block's borders lie up to 900 px away
     clean = _ramp(32, 3600, 100, 120)
     banded = _band(clean, 5)
