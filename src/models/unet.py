@@ -457,6 +457,10 @@ def _space_to_depth(x: torch.Tensor, r: int, channels_last: bool) -> torch.Tenso
     return y.reshape(b, h // r, w // r, c * r * r).permute(0, 3, 1, 2)
 
 
+#: block rows of the space-to-depth buffer filled at a time by :func:`_unshuffled_input`
+UNSHUFFLE_ROWS = 8
+
+
 def _unshuffled_input(
     xs: list[torch.Tensor], m: int, r: int, channels_last: bool, dtype: torch.dtype | None = None
 ) -> torch.Tensor:
@@ -474,11 +478,35 @@ def _unshuffled_input(
     out = xs[0].new_empty(b, hb + hp, wb + wp, c * r * r, dtype=dtype or xs[0].dtype)
     # the buffer seen as the padded image (b, c, H / r, r, W / r, r): pixel_unshuffle's channel order
     img = out.view(b, hb + hp, wb + wp, c, r, r).permute(0, 3, 1, 4, 2, 5)
+    # The interior. A row's r neighbouring samples stay neighbours in the buffer, so they are copied as 8-byte
+    # words where they fill whole words (r = 4 in bfloat16: one word; in float32: two), and a few block rows
+    # at a time, so that the buffer's rows being filled stay in cache while every input writes its channels
+    # (1080p, 9 candidates, bfloat16, 2 cores: 0.21 -> 0.10 s). Graph capture (torch.compile, ONNX export)
+    # has no reinterpreting view and wants no loop over a dynamic size: one plain copy per input there.
+    g = max(8 // out.element_size(), 1)  # samples per word
+    if g > 1 and r % g == 0 and not (torch.compiler.is_compiling() or torch.jit.is_tracing()):
+        words = out.view(torch.int64).view(b, hb + hp, wb + wp, c, r, r // g).permute(0, 3, 1, 4, 2, 5)
+        for y0 in range(0, hb, UNSHUFFLE_ROWS):
+            y1, i = min(y0 + UNSHUFFLE_ROWS, hb), 0
+            for t in xs:
+                k = t.shape[1]
+                part = t[:, :, y0 * r : y1 * r].to(out.dtype)
+                try:  # a view where the strides and offset allow it (any row slice of a dense image)
+                    part = part.view(torch.int64)
+                except RuntimeError:
+                    part = part.contiguous().view(torch.int64)
+                words[:, i : i + k, y0:y1, :, :wb] = part.reshape(b, k, y1 - y0, r, wb, r // g)
+                i += k
+    else:
+        i = 0
+        for t in xs:
+            k = t.shape[1]
+            img[:, i : i + k, :hb, :, :wb] = t.reshape(b, k, hb, r, wb, r)
+            i += k
     i = 0
     for t in xs:
         k = t.shape[1]
         dst = img[:, i : i + k]
-        dst[:, :, :hb, :, :wb] = t.reshape(b, k, hb, r, wb, r)
         # reflect padding (edge row/column not repeated), the corner reflecting the reflection, as _cat_padded
         if ph:
             dst[:, :, hb:, :, :wb] = t[:, :, h - 1 - ph : h - 1].flip(-2).reshape(b, k, hp, r, wb, r)

@@ -208,7 +208,8 @@ def test_bad_guided_config(spec):
 
 
 @pytest.mark.parametrize(
-    "shape", [(2, 3, 37, 53), (1, 3, 5, 200), (1, 3, 64, 64), (1, 3, 1, 1), (1, 3, 40, 52), (2, 3, 36, 72)]
+    "shape",
+    [(2, 3, 37, 53), (1, 3, 5, 200), (1, 3, 64, 64), (1, 3, 1, 1), (1, 3, 40, 52), (2, 3, 36, 72), (2, 3, 100, 64)],
 )
 def test_fused_pad_and_space_to_depth_match_the_plain_ops(shape):
     import torch.nn.functional as F
@@ -228,6 +229,31 @@ def test_fused_pad_and_space_to_depth_match_the_plain_ops(shape):
                 fused = _unshuffled_input(xs, 32, r, cl, dtype)
                 assert torch.equal(fused, want if dtype is None else want.to(dtype))
                 assert fused.is_contiguous(memory_format=torch.channels_last if cl else torch.contiguous_format)
+
+
+def test_space_to_depth_takes_views_and_odd_offsets():
+    """Inputs that are views (a channel slice, a crop starting one column in) are written like dense ones."""
+    from src.models.unet import _cat_padded, _space_to_depth, _unshuffled_input
+
+    xs = [torch.rand(2, 3, 72, 40), torch.rand(2, 6, 72, 40)[:, 2:5], torch.rand(2, 3, 72, 44)[..., 1:41]]
+    want = _space_to_depth(_cat_padded(xs, 32), 4, channels_last=True)
+    for dtype in (None, torch.bfloat16, torch.float16):
+        got = _unshuffled_input(xs, 32, 4, True, dtype)
+        assert torch.equal(got, want if dtype is None else want.to(dtype))
+
+
+def test_space_to_depth_input_exports_with_dynamic_sizes():
+    """Graph capture (what ``python -m src.export`` to ONNX runs) takes the plain copies, for any size; the
+    eager word copies give the same numbers."""
+    net = UNet(width=8, depth=2, unshuffle=4, blend_levels=2).eval()
+    m = 4 * 2**2  # the padding multiple
+    hb, wb = torch.export.Dim("hb", min=1, max=64), torch.export.Dim("wb", min=1, max=64)
+    with torch.no_grad():
+        prog = torch.export.export(
+            net, (torch.rand(1, 3, 2 * m, 3 * m), torch.ones(1)), dynamic_shapes=({2: m * hb, 3: m * wb}, None)
+        )
+        x, t = torch.rand(1, 3, 5 * m, 2 * m), torch.full((1,), 0.5)
+        assert torch.allclose(prog.module()(x, t), net(x, t), atol=1e-5)
 
 
 def test_global_branch_sees_the_whole_frame_and_starts_as_a_no_op():
