@@ -349,9 +349,8 @@ def contour_plane(
     # the correction is added to the input, so detail finer than a block stays
     d = F.interpolate(corr, size=g.t.shape[-2:], mode="bilinear", align_corners=False)
     # a correction much larger than half a step is an edge the tests above missed
-    keep = (2 - d.abs() / max(cfg.max_change, 1e-9)).clamp(0, 1)
-    out = g.t + d * keep * g.wt
-    return out[0, 0, :h, :w]
+    keep = d.abs().div_(-max(cfg.max_change, 1e-9)).add_(2).clamp_(0, 1)
+    return keep.mul_(d).mul_(g.wt).add_(g.t)[0, 0, :h, :w]
 
 
 def gate_examples(
@@ -453,9 +452,11 @@ def _chroma_fit_move(ycc: torch.Tensor, where: torch.Tensor, cfg: ContourConfig)
     a, b, resid = linear_fit(small[:, 1:], small[:, :1], rs, FIT_EPS, residual=True)
     tau = max(cfg.chroma_fit_residual, 1e-9)
     good = (1 - resid / tau**2).clamp(0, 1)
-    a, b, good = (F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False)[0] for t in (a, b, good))
+    # one upsampling for the three, and the move computed in place: full-size planes are the cost here
+    coef = F.interpolate(torch.cat([a, b, good], 1), size=(h, w), mode="bilinear", align_corners=False)[0]
+    a, b, good = coef.split(2)
     m = cfg.chroma_fit_max_change
-    return ((a * ycc[:1] + b - ycc[1:]) * good * where).clamp(-m, m)
+    return torch.addcmul(b, a, ycc[:1]).sub_(ycc[1:]).mul_(good).mul_(where).clamp_(-m, m)
 
 
 def contour_fill(
