@@ -482,9 +482,11 @@ def _unshuffled_input(
     # words where they fill whole words (r = 4 in bfloat16: one word; in float32: two), and a few block rows
     # at a time, so that the buffer's rows being filled stay in cache while every input writes its channels
     # (1080p, 9 candidates, bfloat16, 2 cores: 0.21 -> 0.10 s). Graph capture (torch.compile, ONNX export)
-    # has no reinterpreting view and wants no loop over a dynamic size: one plain copy per input there.
+    # has no reinterpreting view and wants no loop over a dynamic size, and autograd cannot follow one (an
+    # input with a gradient, as behind the global branch in training): one plain copy per input there.
     g = max(8 // out.element_size(), 1)  # samples per word
-    if g > 1 and r % g == 0 and not (torch.compiler.is_compiling() or torch.jit.is_tracing()):
+    plain = torch.compiler.is_compiling() or torch.jit.is_tracing() or any(t.requires_grad for t in xs)
+    if g > 1 and r % g == 0 and not plain:
         words = out.view(torch.int64).view(b, hb + hp, wb + wp, c, r, r // g).permute(0, 3, 1, 4, 2, 5)
         for y0 in range(0, hb, UNSHUFFLE_ROWS):
             y1, i = min(y0 + UNSHUFFLE_ROWS, hb), 0

@@ -242,6 +242,15 @@ def test_space_to_depth_takes_views_and_odd_offsets():
         assert torch.equal(got, want if dtype is None else want.to(dtype))
 
 
+def test_space_to_depth_input_passes_gradients():
+    """An input with a gradient (what the global branch makes in training) is copied so autograd follows it."""
+    from src.models.unet import _unshuffled_input
+
+    x = torch.rand(1, 3, 64, 64, requires_grad=True)
+    _unshuffled_input([x * 2, x.detach()], 32, 4, True)[:, :48].sum().backward()
+    assert torch.equal(x.grad, torch.full_like(x, 2.0))
+
+
 def test_space_to_depth_input_exports_with_dynamic_sizes():
     """Graph capture (what ``python -m src.export`` to ONNX runs) takes the plain copies, for any size; the
     eager word copies give the same numbers."""
