@@ -485,8 +485,9 @@ def _unshuffled_input(
     # has no reinterpreting view and wants no loop over a dynamic size, and autograd cannot follow one (an
     # input with a gradient, as behind the global branch in training): one plain copy per input there.
     g = max(8 // out.element_size(), 1)  # samples per word
-    plain = torch.compiler.is_compiling() or torch.jit.is_tracing() or any(t.requires_grad for t in xs)
-    if g > 1 and r % g == 0 and not plain:
+    plain = r % g != 0 or g == 1 or torch.compiler.is_compiling() or torch.jit.is_tracing()
+    plain = plain or any(t.requires_grad for t in xs)
+    if not plain:
         words = out.view(torch.int64).view(b, hb + hp, wb + wp, c, r, r // g).permute(0, 3, 1, 4, 2, 5)
         for y0 in range(0, hb, UNSHUFFLE_ROWS):
             y1, i = min(y0 + UNSHUFFLE_ROWS, hb), 0
@@ -499,16 +500,12 @@ def _unshuffled_input(
                     part = part.contiguous().view(torch.int64)
                 words[:, i : i + k, y0:y1, :, :wb] = part.reshape(b, k, y1 - y0, r, wb, r // g)
                 i += k
-    else:
-        i = 0
-        for t in xs:
-            k = t.shape[1]
-            img[:, i : i + k, :hb, :, :wb] = t.reshape(b, k, hb, r, wb, r)
-            i += k
     i = 0
     for t in xs:
         k = t.shape[1]
         dst = img[:, i : i + k]
+        if plain:
+            dst[:, :, :hb, :, :wb] = t.reshape(b, k, hb, r, wb, r)
         # reflect padding (edge row/column not repeated), the corner reflecting the reflection, as _cat_padded
         if ph:
             dst[:, :, hb:, :, :wb] = t[:, :, h - 1 - ph : h - 1].flip(-2).reshape(b, k, hp, r, wb, r)
