@@ -6,8 +6,9 @@ bits), in RGB (5 bits) followed by JPEG (quality 85), a real codec (libx264 at C
 PyAV), and ``stream_1080p``: the photo fit to a 1920x1080 frame (not the square crop) and passed through
 :func:`~src.data.degradations.stream_roundtrip` (4:2:0 BT.709, luma 6 / chroma 5 bits, then H.264 at CRF 30),
 the banding of low-bit-rate video. Run only when named: ``none`` leaves the crops clean, to show what each
-method changes in an image without banding, and ``stream_hevc``, ``stream_vp9``, ``stream_mpeg4`` and
-``stream_twice`` are ``stream_1080p`` through HEVC, VP9 or MPEG-4 Part 2 instead of H.264, or H.264 twice.
+method changes in an image without banding, and ``stream_hevc``, ``stream_vp9``, ``stream_mpeg4``,
+``stream_twice`` and ``stream_chroma4`` are ``stream_1080p`` through HEVC, VP9 or MPEG-4 Part 2 instead of
+H.264, through H.264 twice, or with its chroma cut to 4 bits instead of 5.
 Every method (the banded input itself, ffmpeg's ``deband`` and
 ``gradfun``, a plain luma-guided filter (``GUIDED``: the classical edge-aware smoother the default model's
 blend head draws on, with no network), the original recipe checkpoint at its schedule's steps, the default
@@ -126,12 +127,13 @@ DIGITS = {
 SPEED_COLUMN = "s / 1080p frame"
 #: every degradation's name, in table order (``--degradations`` picks some)
 DEGRADATIONS = ("ycbcr_6_5", "rgb_jpeg", "h264", "stream_1080p")
-#: the optional ``stream_*`` degradations: name suffix, codec, its quality, encodes, description
+#: the optional ``stream_*`` degradations: name suffix, codec, its quality, encodes, chroma bits, description
 STREAM_VARIANTS = (
-    ("hevc", "hevc", 30, 1, "encoded with HEVC (libx265, CRF 30) instead of H.264"),
-    ("vp9", "vp9", 45, 1, "encoded with VP9 (libvpx-vp9, CRF 45) instead of H.264"),
-    ("mpeg4", "mpeg4", 10, 1, "encoded with MPEG-4 Part 2 (quantizer 10) instead of H.264"),
-    ("twice", "h264", 30, 2, "encoded with H.264 at CRF 30 twice (a re-published video)"),
+    ("hevc", "hevc", 30, 1, 5, "encoded with HEVC (libx265, CRF 30) instead of H.264"),
+    ("vp9", "vp9", 45, 1, 5, "encoded with VP9 (libvpx-vp9, CRF 45) instead of H.264"),
+    ("mpeg4", "mpeg4", 10, 1, 5, "encoded with MPEG-4 Part 2 (quantizer 10) instead of H.264"),
+    ("twice", "h264", 30, 2, 5, "encoded with H.264 at CRF 30 twice (a re-published video)"),
+    ("chroma4", "h264", 30, 1, 4, "with chroma cut to 4 bits (steps of 16 codes: the coarsest colour blotches)"),
 )
 #: run only when named: ``none`` passes the clean crops through, to show what each method changes in an
 #: image without banding (the input row's PSNR is then infinite), and the ``stream_*`` variants above
@@ -235,15 +237,16 @@ def make_degradations(
             frame=stream_frame,
             figure=True,
         ),
-        # the same banding through other codecs, and published twice: does what is tuned on H.264 carry over?
+        # the same banding through other codecs, published twice, or with coarser chroma: does what is tuned on
+        # H.264 at 5-bit chroma carry over?
         *(
             Degradation(
                 f"stream_{tag}",
                 f"as stream_1080p, but {desc}",
-                functools.partial(stream_roundtrip, luma_bits=6, chroma_bits=5, codec=codec, quality=q, passes=n),
+                functools.partial(stream_roundtrip, luma_bits=6, chroma_bits=cb, codec=codec, quality=q, passes=n),
                 frame=stream_frame,
             )
-            for tag, codec, q, n, desc in STREAM_VARIANTS
+            for tag, codec, q, n, cb, desc in STREAM_VARIANTS
         ),
         Degradation(
             "none",
@@ -796,8 +799,8 @@ def add_quality_args(p: argparse.ArgumentParser) -> None:
         help=f"comma-separated degradations to run (default: all of {', '.join(DEGRADATIONS)}; "
         "stream_1080p works on whole 1080p frames and is the slow one on a CPU; run only when named: 'none' "
         "runs on the clean crops, to see what each method changes where there is no banding, and "
-        f"{', '.join('stream_' + v[0] for v in STREAM_VARIANTS)} are stream_1080p through other codecs or "
-        "encoded twice)",
+        f"{', '.join('stream_' + v[0] for v in STREAM_VARIANTS)} are stream_1080p through other codecs, "
+        "encoded twice, or with 4-bit chroma)",
     )
     p.add_argument(
         "--stream-size",

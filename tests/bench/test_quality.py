@@ -353,8 +353,8 @@ def test_grain_free_note_shows_what_cambi_reads_on_a_restoration_without_grain()
 
 
 def test_stream_codec_variants_are_optional_and_band_like_stream_1080p(tmp_path):
-    """The opt-in stream_* degradations work on whole frames with their own codec, and a run that names one
-    scores it on the frames."""
+    """The opt-in stream_* degradations work on whole frames with their own codec (or chroma depth), and a run
+    that names one scores it on the frames."""
     names = [f"stream_{v[0]}" for v in bq.STREAM_VARIANTS]
     assert not set(names) & set(bq.DEGRADATIONS) and set(names) <= set(bq.OPTIONAL_DEGRADATIONS)
     y, x = torch.meshgrid(torch.linspace(0, 1, 64), torch.linspace(0, 1, 96), indexing="ij")
@@ -369,6 +369,13 @@ def test_stream_codec_variants_are_optional_and_band_like_stream_1080p(tmp_path)
         assert torch.allclose(codes, codes.round(), atol=1e-3)  # an 8-bit decoded frame
         assert 0.001 < float((banded - clean).abs().mean()) < 0.05  # banded, not destroyed
     assert len({round(float(o.sum()), 3) for o in outs.values()}) == len(outs)  # each its own codec
+    # stream_chroma4's chroma steps are twice the 5-bit stream set's (same codec and luma): larger chroma errors
+    from src.colour.yuv import rgb_to_ycbcr709
+
+    five = bq.make_degradations(stream_frame=(64, 96), names=("stream_1080p",))[0].apply(clean)
+    ref = rgb_to_ycbcr709(clean)[1:]
+    err5, err4 = (float((rgb_to_ycbcr709(v)[1:] - ref).abs().mean()) for v in (five, outs["stream_chroma4"]))
+    assert err4 > 1.5 * err5
     _gradients(tmp_path / "imgs", n=1)
     out = tmp_path / "q.md"
     argv = ["quality", "--checkpoint", "none", "--images", str(tmp_path / "imgs"), "--stream-size", "96x64"]
