@@ -24,10 +24,16 @@ from src.utils.errors import ConfigError
 from src.utils.threads import one_torch_thread
 from src.utils.validate import check_int
 
-__all__ = ["Debander", "AUTO_TILE", "AUTO_TILE_PIXELS", "keep_clipped"]
+__all__ = ["Debander", "AUTO_TILE", "AUTO_TILE_PIXELS", "keep_clipped", "keep_unbanded"]
 
 #: inputs below this many pixels (batch included) run on one torch thread
 SMALL_PIXELS = 256 * 256
+#: :func:`keep_unbanded`: a step between neighbours of more than this many 8-bit codes (in any RGB channel) is
+#: an edge, not a band's step, and so are the small steps within ``UNBANDED_RIM`` px of it (its antialiased rim);
+#: a band's steps are within ``UNBANDED_REACH`` 8 px blocks of every sample the network may move
+UNBANDED_EDGE_CODES = 24.0
+UNBANDED_RIM = 3
+UNBANDED_REACH = 6
 
 Progress = Callable[[int, int], None]
 
@@ -204,6 +210,7 @@ class Debander:
                     callback(1, 1)
             else:
                 out = run_tiled(restore, x, tile, overlap, callback=callback)
+            out = keep_unbanded(x, out)
         # whole-image pass: a band can be wider than a tile
         if contour and self.contour is not None:
             out = contour_fill(out, self.contour, x)
@@ -230,3 +237,43 @@ def keep_clipped(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     xs = x.to(out.device, out.dtype)
     # floor is 1 only where x is 1 and ceil 0 only where x is 0: one clamp does both ends
     return out.clamp(min=xs.floor(), max=xs.ceil())
+
+
+def keep_unbanded(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``out`` held within half an 8-bit code of ``x`` (both ``(B, 3, H, W)`` in [0, 1]) wherever ``x`` shows no
+    band step nearby; ``out`` itself (the same tensor) where every sample has one.
+
+    A band's step is a difference of 0.5 to :data:`UNBANDED_EDGE_CODES` codes between neighbours, more than
+    :data:`UNBANDED_RIM` px from a larger one (an edge and its antialiased rim). Where none lies within about
+    :data:`UNBANDED_REACH` 8 px blocks, the picture is flat without banding (flat graphics, a letterbox, a user
+    interface) or all edges: there is nothing to deband, and the network's smooth candidates, which reach about
+    32 px across edges, would only tint flat areas beside them. The hold fades in over a few blocks: no seam.
+    """
+    import torch.nn.functional as F
+
+    b, _, h, w = x.shape
+    if h < 2 or w < 2:
+        return out
+    xs = x.to(out.device, torch.float32)
+    # the largest step to the right or below, over the channels, in codes
+    step = F.pad((xs[..., :, 1:] - xs[..., :, :-1]).abs_().amax(1), (0, 1))
+    step = torch.maximum(step, F.pad((xs[..., 1:, :] - xs[..., :-1, :]).abs_().amax(1), (0, 0, 0, 1))).mul_(255.0)
+    edge = step > UNBANDED_EDGE_CODES
+    rim = edge.clone()  # the edges grown by UNBANDED_RIM px (shifted ORs: cheaper than pooling at full size)
+    for axis in (-1, -2):
+        grown = rim.clone()
+        for s in range(1, min(UNBANDED_RIM, rim.shape[axis] - 1) + 1):
+            grown.narrow(axis, s, grown.shape[axis] - s).logical_or_(rim.narrow(axis, 0, rim.shape[axis] - s))
+            grown.narrow(axis, 0, grown.shape[axis] - s).logical_or_(rim.narrow(axis, s, rim.shape[axis] - s))
+        rim = grown
+    band = (step >= 0.5) & ~rim
+    ph, pw = (-h) % 8, (-w) % 8
+    blocks = F.pad(band, (0, pw, 0, ph)).view(b, (h + ph) // 8, 8, (w + pw) // 8, 8).any(4).any(2)
+    r = UNBANDED_REACH
+    near = F.max_pool2d(blocks[:, None].float(), 2 * r + 1, 1, r)
+    if bool(near.min() > 0):
+        return out
+    weight = F.avg_pool2d(near, 5, 1, 2, count_include_pad=False)
+    weight = F.interpolate(weight, scale_factor=8, mode="bilinear")[..., :h, :w]
+    held = torch.minimum(torch.maximum(out, xs - 0.5 / 255.0), xs + 0.5 / 255.0)
+    return torch.where(weight >= 1, out, torch.lerp(held, out, weight))

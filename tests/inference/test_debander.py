@@ -154,6 +154,39 @@ def test_clipped_samples_stay_clipped(debander: Debander) -> None:
     assert torch.equal(kept[~clipped], net[~clipped]) and torch.equal(kept[clipped], x[clipped])
 
 
+def test_flat_graphics_without_bands_are_held_and_bands_are_not() -> None:
+    """keep_unbanded: flat areas beside strong edges, with no band step near, stay within half a code of the
+    input; a banded ramp (steps of a few codes) and noisy texture keep the network's output bit for bit."""
+    from src.inference.debander import keep_unbanded
+
+    # flat graphics: two flat colours and a dark outline with an antialiased rim, 120 x 200 px
+    x = torch.empty(1, 3, 120, 200)
+    x[..., :100] = torch.tensor([0.2, 0.4, 0.8])[:, None, None]
+    x[..., 100:] = torch.tensor([0.9, 0.6, 0.3])[:, None, None]
+    x[..., 98:102] = 0.05
+    x[..., 97] = x[..., 96] - 3 / 255  # the rim: small steps right beside the edge
+    x = (x * 255).round() / 255
+    net = x + torch.linspace(-4, 4, 200) / 255  # the network tints the flat areas by up to 4 codes
+    held = keep_unbanded(x, net)
+    assert float((held - x).abs().max()) * 255 <= 0.5 + 1e-4
+    # a banded ramp: plateaus 5 codes apart, 40 px wide, within the reach of every sample
+    ramp = (torch.linspace(90, 130, 200).view(1, 1, 1, -1).expand(1, 3, 120, -1) / 5).round() * 5 / 255
+    assert keep_unbanded(ramp, net) is net
+    # a plateau 480 px wide between them: held only in its middle, far from both band steps, and smoothly
+    wide = ramp.clone()
+    wide[..., 60:140] = wide[..., 60:61]
+    wide = torch.cat([wide[..., :100], wide[..., 100:101].expand(-1, -1, -1, 400), wide[..., 100:]], -1)
+    out = keep_unbanded(wide, wide + 3 / 255)
+    moved = (out - wide)[0, 0, 60] * 255
+    assert float(moved[:60].min()) > 2.99 and float(moved[-60:].min()) > 2.99  # near the band steps
+    assert abs(float(moved[350]) - 0.5) < 1e-3  # the middle, 250 px from either step
+    assert float(moved.diff().abs().max()) < 0.5  # the hold fades in: no new step
+    # noisy texture (every step small): untouched
+    g = torch.Generator().manual_seed(0)
+    tex = (torch.rand(1, 3, 64, 64, generator=g) * 20 + 100).round() / 255
+    assert torch.equal(keep_unbanded(tex, tex + 0.01), tex + 0.01)
+
+
 @pytest.mark.slow
 def test_compiled_network_matches_eager_at_two_sizes(tmp_path):
     """--compile: inductor builds a graph per frame size (dynamic shapes fail to lower for this UNet)."""
