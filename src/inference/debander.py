@@ -271,9 +271,20 @@ def keep_unbanded(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     blocks = F.pad(band, (0, pw, 0, ph)).view(b, (h + ph) // 8, 8, (w + pw) // 8, 8).any(4).any(2)
     r = UNBANDED_REACH
     near = F.max_pool2d(blocks[:, None].float(), 2 * r + 1, 1, r)
-    if bool(near.min() > 0):
-        return out
     weight = F.avg_pool2d(near, 5, 1, 2, count_include_pad=False)
-    weight = F.interpolate(weight, scale_factor=8, mode="bilinear")[..., :h, :w]
-    held = torch.minimum(torch.maximum(out, xs - 0.5 / 255.0), xs + 0.5 / 255.0)
-    return torch.where(weight >= 1, out, torch.lerp(held, out, weight))
+    low = (weight < 1).flatten(0, 1).any(0)
+    if not bool(low.any()):
+        return out
+    # only the blocks the hold reaches (and one more for the upsampling's spread) are worked at full size
+    rows, cols = low.any(1).nonzero()[:, 0], low.any(0).nonzero()[:, 0]
+    y0, y1 = max(int(rows[0]) - 1, 0), int(rows[-1]) + 2
+    x0, x1 = max(int(cols[0]) - 1, 0), int(cols[-1]) + 2
+    # outside these blocks the weight is 1, so upsampling the crop alone gives the same values
+    weight = F.interpolate(weight[..., y0:y1, x0:x1], scale_factor=8, mode="bilinear")
+    part = (..., slice(y0 * 8, min(y1 * 8, h)), slice(x0 * 8, min(x1 * 8, w)))
+    o, xp = out[part], xs[part]
+    weight = weight[..., : o.shape[-2], : o.shape[-1]]
+    held = torch.minimum(torch.maximum(o, xp - 0.5 / 255.0), xp + 0.5 / 255.0)
+    res = out.clone()
+    res[part] = torch.where(weight >= 1, o, torch.lerp(held, o, weight))
+    return res
