@@ -13,6 +13,7 @@ from contextlib import nullcontext
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from src.baselines.contour import ContourConfig, contour_fill
 from src.inference.convert import finish, prepare
@@ -249,8 +250,6 @@ def keep_unbanded(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     interface) or all edges: there is nothing to deband, and the network's smooth candidates, which reach about
     32 px across edges, would only tint flat areas beside them. The hold fades in over a few blocks: no seam.
     """
-    import torch.nn.functional as F
-
     b, _, h, w = x.shape
     if h < 2 or w < 2:
         return out
